@@ -1,0 +1,170 @@
+// Load a config directory (or files): every *.yaml, *.yml, *.json below it, recursively, hidden
+// entries skipped (so a Kubernetes ConfigMap volume with its `..data` symlink works as mounted),
+// multi-document YAML. Returns validated resources plus every error, each with file, document
+// index, resource and field path. Pure apart from reading the files.
+
+import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { type AnyResource, type ConfigError, ISTIO_KINDS, type IstioKind, NETWORKING_API_VERSIONS } from './types.js';
+import { validateDocument } from './validate/index.js';
+
+export interface LoadResult {
+  resources: AnyResource[];
+  errors: ConfigError[];
+  warnings: ConfigError[];
+  /** Documents skipped because their kind is not an Istio networking kind. */
+  notes: string[];
+  files: string[];
+}
+
+const EXT = /\.(ya?ml|json)$/i;
+
+/** Every config file below `path` (or `path` itself), sorted for determinism. */
+export function listConfigFiles(path: string, errors: ConfigError[]): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const walk = (p: string, top: boolean) => {
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(p);
+    } catch (e) {
+      // A dangling symlink inside a directory is skipped; a missing top-level path is an error.
+      if (top) errors.push({ file: p, index: 0, resource: '', path: '', message: (e as Error).message });
+      return;
+    }
+    if (st.isDirectory()) {
+      let real: string;
+      try {
+        real = realpathSync(p);
+      } catch {
+        return;
+      }
+      if (seen.has(real)) return;
+      seen.add(real);
+      let names: string[];
+      try {
+        names = readdirSync(p).sort();
+      } catch (e) {
+        errors.push({ file: p, index: 0, resource: '', path: '', message: (e as Error).message });
+        return;
+      }
+      for (const n of names) if (!n.startsWith('.')) walk(join(p, n), false);
+    } else if (st.isFile() && (top || EXT.test(p))) {
+      out.push(p);
+    }
+  };
+  walk(path, true);
+  return out;
+}
+
+/** Parse one file's text into raw documents (YAML multi-doc, or JSON). */
+export function parseFile(file: string, text: string, errors: ConfigError[]): unknown[] {
+  if (/\.json$/i.test(file)) {
+    try {
+      const v = JSON.parse(text) as unknown;
+      return Array.isArray(v) ? v : [v];
+    } catch (e) {
+      errors.push({ file, index: 0, resource: '', path: '', message: `invalid JSON: ${(e as Error).message}` });
+      return [];
+    }
+  }
+  const docs = parseAllDocuments(text, { uniqueKeys: true });
+  const list = Array.isArray(docs) ? docs : [docs];
+  const out: unknown[] = [];
+  list.forEach((d, i) => {
+    if (d.errors.length > 0) {
+      const e = d.errors[0];
+      const where = e?.linePos?.[0] ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : '';
+      errors.push({
+        file,
+        index: i,
+        resource: '',
+        path: '',
+        message: `invalid YAML: ${e?.message.split('\n')[0] ?? 'parse error'}${where}`,
+      });
+      out.push(undefined);
+      return;
+    }
+    out.push(d.toJS({ maxAliasCount: 100 }));
+  });
+  return out;
+}
+
+function isIstioKind(k: unknown): k is IstioKind {
+  return typeof k === 'string' && (ISTIO_KINDS as readonly string[]).includes(k);
+}
+
+/** Load and validate files and directories. `displayBase` makes file names relative in messages. */
+export function loadConfig(
+  paths: string[],
+  opts: { displayBase?: string; duplicates?: 'error' | 'warning' } = {},
+): LoadResult {
+  const errors: ConfigError[] = [];
+  const warnings: ConfigError[] = [];
+  const notes: string[] = [];
+  const resources: AnyResource[] = [];
+  const files = paths.flatMap((p) => listConfigFiles(p, errors));
+  for (const f of files) {
+    const display = opts.displayBase ? relative(opts.displayBase, f) || f : f;
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (e) {
+      errors.push({ file: display, index: 0, resource: '', path: '', message: (e as Error).message });
+      continue;
+    }
+    const docs = parseFile(display, text, errors);
+    docs.forEach((raw, index) => {
+      if (raw === undefined || raw === null) return; // empty document or already reported
+      const items =
+        typeof raw === 'object' && (raw as { kind?: unknown }).kind === 'List'
+          ? ((raw as { items?: unknown[] }).items ?? [])
+          : [raw];
+      for (const doc of items) {
+        const kind = (doc as { kind?: unknown })?.kind;
+        const apiVersion = (doc as { apiVersion?: unknown })?.apiVersion;
+        const isNetworking = typeof apiVersion === 'string' && apiVersion.startsWith('networking.istio.io/');
+        if (!isIstioKind(kind) || !isNetworking) {
+          notes.push(
+            `${display}[${index}]: skipped ${String(kind ?? 'document without kind')}${apiVersion ? ` (${String(apiVersion)})` : ''}: not a networking.istio.io kind courier validates`,
+          );
+          continue;
+        }
+        if (!NETWORKING_API_VERSIONS.includes(apiVersion as string)) {
+          errors.push({
+            file: display,
+            index,
+            resource: `${kind}`,
+            path: 'apiVersion',
+            message: `unsupported version ${JSON.stringify(apiVersion)} (expected ${NETWORKING_API_VERSIONS.join(', ')})`,
+          });
+          continue;
+        }
+        const r = validateDocument(doc as Record<string, unknown>, { file: display, index });
+        errors.push(...r.errors);
+        warnings.push(...r.warnings);
+        if (r.resource) resources.push(r.resource);
+      }
+    });
+  }
+  checkDuplicates(resources, opts.duplicates === 'warning' ? warnings : errors);
+  return { resources, errors, warnings, notes, files };
+}
+
+function checkDuplicates(resources: AnyResource[], errors: ConfigError[]): void {
+  const seen = new Map<string, AnyResource>();
+  for (const r of resources) {
+    const key = `${r.kind}/${r.namespace}/${r.name}`;
+    const prev = seen.get(key);
+    if (prev) {
+      errors.push({
+        file: r.source.file,
+        index: r.source.index,
+        resource: key,
+        path: 'metadata.name',
+        message: `duplicate resource (also defined in ${prev.source.file}[${prev.source.index}])`,
+      });
+    } else seen.set(key, r);
+  }
+}

@@ -1,0 +1,63 @@
+// Validate one raw document of a known Istio networking kind into a typed Resource.
+
+import type { AnyResource, ConfigError, DocSource, IstioKind } from '../types.js';
+import { Checker, isDns1123Label, isDns1123Subdomain, isObj } from './checker.js';
+import { validateDestinationRule } from './destination-rule.js';
+import { validateGateway } from './gateway.js';
+import { validateServiceEntry, validateSidecar, validateWorkloadEntry } from './service-entry.js';
+import { validateVirtualService } from './virtual-service.js';
+
+const BY_KIND: Record<IstioKind, (c: Checker, spec: Record<string, unknown>) => void> = {
+  Gateway: validateGateway,
+  VirtualService: validateVirtualService,
+  DestinationRule: validateDestinationRule,
+  ServiceEntry: validateServiceEntry,
+  WorkloadEntry: validateWorkloadEntry,
+  Sidecar: validateSidecar,
+};
+
+export interface DocResult {
+  resource?: AnyResource;
+  errors: ConfigError[];
+  warnings: ConfigError[];
+}
+
+export function validateDocument(doc: Record<string, unknown>, source: DocSource): DocResult {
+  const kind = doc.kind as IstioKind;
+  const c = new Checker();
+  const meta = c.obj(doc.metadata, 'metadata', true);
+  const name = meta ? c.str(meta.name, 'metadata.name', true) : undefined;
+  if (name !== undefined && !isDns1123Subdomain(name))
+    c.err('metadata.name', `invalid name ${JSON.stringify(name)} (must be a lowercase RFC 1123 subdomain)`);
+  const nsRaw = meta ? c.str(meta.namespace, 'metadata.namespace') : undefined;
+  if (nsRaw !== undefined && nsRaw !== '' && !isDns1123Label(nsRaw))
+    c.err('metadata.namespace', `invalid namespace ${JSON.stringify(nsRaw)}`);
+  const namespace = nsRaw || 'default';
+  const labels = meta ? (c.labels(meta.labels, 'metadata.labels') ?? {}) : {};
+  const spec = c.obj(doc.spec, 'spec', true);
+  if (spec) BY_KIND[kind](c, spec);
+  const resource = `${kind}/${namespace}/${name ?? '?'}`;
+  const wrap = (e: { path: string; message: string }): ConfigError => ({
+    file: source.file,
+    index: source.index,
+    resource,
+    path: e.path,
+    message: e.message,
+  });
+  const errors = c.errors.map(wrap);
+  const warnings = c.warnings.map(wrap);
+  if (errors.length > 0 || !spec || name === undefined || !isObj(spec)) return { errors, warnings };
+  return {
+    errors,
+    warnings,
+    resource: {
+      kind,
+      apiVersion: String(doc.apiVersion),
+      name,
+      namespace,
+      labels,
+      spec,
+      source,
+    } as unknown as AnyResource,
+  };
+}

@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+// `pilot-agent` CLI entry.
+
+import { runPilotAgent } from './agent-cli.js';
+
+process.exitCode = await runPilotAgent(process.argv.slice(2));
