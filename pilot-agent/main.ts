@@ -3,4 +3,4 @@
 
 import { runPilotAgent } from './agent-cli.js';
 
-process.exitCode = await runPilotAgent(process.argv.slice(2));
+process.exit(await runPilotAgent(process.argv.slice(2)));

@@ -1,0 +1,245 @@
+// The supervisor: owns the listening sockets (node:cluster shares them with the workers), loads,
+// validates and compiles the config, hands good configs to every worker, keeps the last good one
+// when a change is rejected, restarts dead workers with backoff, serves health/status/admin, and
+// drains on SIGTERM. It never touches the request path.
+
+import cluster, { type Worker } from 'node:cluster';
+import { createServer, type Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { compile } from '../config/compile/index.js';
+import type { ProxyIdentity } from '../config/snapshot.js';
+import { type AnyResource, formatError } from '../config/types.js';
+import { adminHandler } from './admin.js';
+import type { ConfigSource } from './config-source.js';
+import type { AgentOptions } from './options.js';
+import type { AgentToWorker, WorkerToAgent } from './protocol.js';
+
+export interface ActiveConfig {
+  version: string;
+  resources: AnyResource[];
+  loadedAt: string;
+  warnings: string[];
+}
+
+interface WorkerState {
+  worker: Worker;
+  version: string;
+  bound: boolean;
+  clusters: unknown;
+}
+
+export class Agent {
+  active: ActiveConfig | undefined;
+  lastRejection: { at: string; errors: string[] } | undefined;
+  readonly workers = new Map<number, WorkerState>();
+  readonly counters = { reloadsOk: 0, reloadsRejected: 0, workerRestarts: 0 };
+  draining = false;
+  private servers: Server[] = [];
+  private stopWatch: (() => void) | undefined;
+  private restartDelayMs = 100;
+  readonly identity: ProxyIdentity;
+  readonly startedAt = Date.now();
+
+  constructor(
+    readonly opts: AgentOptions,
+    readonly source: ConfigSource,
+    private readonly log: (level: string, msg: string) => void,
+  ) {
+    this.identity = {
+      mode: opts.mode,
+      labels: opts.labels,
+      namespace: opts.namespace,
+      ...(opts.mode === 'sidecar'
+        ? {
+            outboundPort: opts.outboundPort,
+            inboundPort: opts.inboundPort,
+            ...(opts.appPort ? { appPort: opts.appPort } : {}),
+          }
+        : {}),
+    };
+  }
+
+  /** Load + validate + compile. Returns true when a new config became active. */
+  reload(reason: string): boolean {
+    const r = this.source.load();
+    if (r.errors.length > 0) {
+      const errors = r.errors.map(formatError);
+      this.lastRejection = { at: new Date().toISOString(), errors };
+      this.counters.reloadsRejected++;
+      for (const e of errors) this.log('error', `config rejected (${reason}): ${e}`);
+      if (this.active) this.log('warn', `keeping config version ${this.active.version}`);
+      return false;
+    }
+    let version: string;
+    let warnings: string[];
+    try {
+      const snap = compile(r.resources, this.identity);
+      version = snap.version;
+      warnings = [...snap.warnings];
+    } catch (e) {
+      const msg = `compile failed: ${(e as Error).message}`;
+      this.lastRejection = { at: new Date().toISOString(), errors: [msg] };
+      this.counters.reloadsRejected++;
+      this.log('error', `config rejected (${reason}): ${msg}`);
+      return false;
+    }
+    if (this.active?.version === version) return false;
+    this.active = { version, resources: r.resources, loadedAt: new Date().toISOString(), warnings };
+    this.counters.reloadsOk++;
+    for (const w of warnings) this.log('warn', w);
+    this.log('info', `config version ${version} active (${r.resources.length} resources, ${reason})`);
+    for (const s of this.workers.values()) this.sendConfig(s.worker);
+    return true;
+  }
+
+  private sendConfig(w: Worker): void {
+    if (!this.active || !w.isConnected()) return;
+    const msg: AgentToWorker = {
+      t: 'config',
+      version: this.active.version,
+      resources: this.active.resources,
+      identity: this.identity,
+    };
+    w.send(msg);
+  }
+
+  get ready(): boolean {
+    if (this.draining || !this.active) return false;
+    if (this.workers.size < this.opts.concurrency) return false;
+    for (const s of this.workers.values()) if (s.version !== this.active.version || !s.bound) return false;
+    return true;
+  }
+
+  async start(): Promise<void> {
+    this.reload('startup');
+    if (!this.active) throw new Error(`config in ${this.source.description} never validated`);
+    await this.startServers();
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    cluster.setupPrimary({
+      exec: fileURLToPath(new URL('./worker-main.js', import.meta.url)),
+      silent: false,
+    });
+    cluster.on('exit', (w, code, signal) => this.onWorkerExit(w, code, signal));
+    for (let i = 0; i < this.opts.concurrency; i++) this.fork();
+    this.stopWatch = this.source.watch(() => this.reload('file change'));
+  }
+
+  private fork(): void {
+    const w = cluster.fork({ COURIER_WORKER: '1', COURIER_LOG_LEVEL: this.opts.logLevel });
+    const state: WorkerState = { worker: w, version: '', bound: false, clusters: undefined };
+    this.workers.set(w.id, state);
+    w.on('message', (m: WorkerToAgent) => this.onWorkerMessage(state, m));
+  }
+
+  private onWorkerMessage(s: WorkerState, m: WorkerToAgent): void {
+    if (m.t === 'hello') this.sendConfig(s.worker);
+    else if (m.t === 'applied') {
+      s.version = m.version;
+      s.bound = m.bound;
+      for (const e of m.errors) this.log('error', `worker ${s.worker.id}: ${e}`);
+      if (s.bound) this.restartDelayMs = 100;
+    } else if (m.t === 'fatal') {
+      this.log('error', m.message);
+      if (!this.ready && !this.workers.size) process.exitCode = 1;
+    }
+  }
+
+  private onWorkerExit(w: Worker, code: number | null, signal: string | null): void {
+    this.workers.delete(w.id);
+    if (this.draining) return;
+    this.counters.workerRestarts++;
+    this.log('warn', `worker ${w.id} exited (${signal ?? code}); restarting in ${this.restartDelayMs}ms`);
+    const delay = this.restartDelayMs;
+    this.restartDelayMs = Math.min(this.restartDelayMs * 2, 10_000);
+    setTimeout(() => {
+      if (!this.draining) this.fork();
+    }, delay).unref();
+  }
+
+  private async startServers(): Promise<void> {
+    const o = this.opts;
+    const health = (path: string | undefined) =>
+      path === '/healthz/ready' ? (this.ready ? 200 : 503) : undefined;
+    const simple = (extra?: (path: string) => [number, string] | undefined) =>
+      createServer((req, res) => {
+        const path = (req.url ?? '/').split('?')[0] ?? '/';
+        const h = health(path);
+        if (h !== undefined) {
+          res.writeHead(h, { 'content-type': 'text/plain' });
+          res.end(h === 200 ? '' : this.draining ? 'draining\n' : 'not ready\n');
+          return;
+        }
+        const r = extra?.(path);
+        res.writeHead(r?.[0] ?? 404, { 'content-type': 'text/plain' });
+        res.end(r?.[1] ?? '');
+      });
+    const listen = (s: Server, port: number, host: string, what: string) =>
+      new Promise<void>((resolve, reject) => {
+        s.once('error', (e: Error & { code?: string }) =>
+          reject(
+            new Error(
+              `${what} port ${port}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`,
+            ),
+          ),
+        );
+        s.listen(port, host, () => resolve());
+      });
+    const admin = createServer(adminHandler(this));
+    const servers: [Server, number, string, string][] = [
+      [simple(), o.healthPort, '0.0.0.0', 'health'],
+      [
+        simple((p) => (p === '/stats/prometheus' || p === '/metrics' ? [200, this.promText()] : undefined)),
+        o.statusPort,
+        '0.0.0.0',
+        'status',
+      ],
+      [
+        simple((p) => (p === '/stats/prometheus' ? [200, this.promText()] : undefined)),
+        o.statsPort,
+        '0.0.0.0',
+        'stats',
+      ],
+      [admin, o.adminPort, '127.0.0.1', 'admin'],
+    ];
+    for (const [s, port, host, what] of servers) {
+      await listen(s, port, host, what);
+      this.servers.push(s);
+    }
+  }
+
+  promText(): string {
+    const c = this.counters;
+    return [
+      '# HELP courier_config_reloads_total Config reloads by result.',
+      '# TYPE courier_config_reloads_total counter',
+      `courier_config_reloads_total{result="success"} ${c.reloadsOk}`,
+      `courier_config_reloads_total{result="rejected"} ${c.reloadsRejected}`,
+      '# HELP courier_worker_restarts_total Worker processes restarted after exiting.',
+      '# TYPE courier_worker_restarts_total counter',
+      `courier_worker_restarts_total ${c.workerRestarts}`,
+      '',
+    ].join('\n');
+  }
+
+  /** SIGTERM: readiness 503 at once, workers stop accepting and drain, then exit. */
+  async shutdown(graceMs: number): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.stopWatch?.();
+    this.log('info', `draining for up to ${graceMs}ms`);
+    const exits = [...this.workers.values()].map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (!s.worker.isConnected() || s.worker.isDead()) return resolve();
+          s.worker.once('exit', () => resolve());
+          const msg: AgentToWorker = { t: 'drain', ms: graceMs };
+          s.worker.send(msg);
+        }),
+    );
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, graceMs + 1000).unref());
+    await Promise.race([Promise.all(exits), timeout]);
+    for (const s of this.workers.values()) if (!s.worker.isDead()) s.worker.process.kill('SIGKILL');
+    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+    for (const s of this.servers) s.closeAllConnections();
+  }
+}

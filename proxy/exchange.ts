@@ -1,0 +1,73 @@
+// Per-request state: what the request path decided so far and what gets logged and counted.
+// One object per request, no closures; the route holds the immutable policy, this holds the
+// retry state (attempts so far, hosts tried, deadline).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CompiledRoute, Listener, RequestView, WeightedDestination } from '../config/snapshot.js';
+import type { ClusterRuntime } from './cluster-manager.js';
+import type { Endpoint } from './lb/types.js';
+
+export class Exchange implements RequestView {
+  method: string;
+  path = '/';
+  query = '';
+  authority: string;
+  scheme = 'http';
+  headers: Record<string, string | string[] | undefined>;
+
+  /** performance.now() at arrival. */
+  readonly start: number;
+  readonly startTime: Date;
+  route: CompiledRoute | undefined;
+  destination: WeightedDestination | undefined;
+  cluster: ClusterRuntime | undefined;
+  endpoint: Endpoint | undefined;
+  /** 1-based attempt number of the current upstream try. */
+  attempt = 0;
+  attempted: Set<Endpoint> | undefined;
+  /** Envoy response flags, e.g. ['UT'], logged as `UT` or `-`. */
+  flags: string[] = [];
+  details = '-';
+  upstreamHost = '-';
+  upstreamStart = 0;
+  upstreamServiceTime = -1;
+  bytesReceived = 0;
+  bytesSent = 0;
+  responseCode = 0;
+  /** Original path before a rewrite (x-envoy-original-path). */
+  originalPath = '';
+  body: Buffer | undefined;
+  routeTimer: NodeJS.Timeout | undefined;
+  done = false;
+  hashKey: string | undefined;
+  setCookie: string | undefined;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly listener: Listener,
+    now: number,
+  ) {
+    this.start = now;
+    this.startTime = new Date();
+    this.method = req.method ?? 'GET';
+    this.authority = req.headers.host ?? '';
+    this.headers = req.headers;
+  }
+
+  flag(f: string): void {
+    if (!this.flags.includes(f)) this.flags.push(f);
+  }
+
+  get flagString(): string {
+    return this.flags.length === 0 ? '-' : this.flags.join(',');
+  }
+
+  get routeName(): string {
+    return this.route?.name ?? '-';
+  }
+
+  get clusterName(): string {
+    return this.cluster?.config.name ?? this.destination?.cluster ?? '-';
+  }
+}

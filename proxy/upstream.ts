@@ -1,0 +1,427 @@
+// Upstream I/O: build the upstream request once, then run attempts through undici keep-alive
+// pools with the route's timeout and retry policy; stream the response back with backpressure.
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { splitHostPort } from '../config/names.js';
+import type { CompiledRoute } from '../config/snapshot.js';
+import type { ClusterRuntime } from './cluster-manager.js';
+import type { Exchange } from './exchange.js';
+import { applyHeaderOps, connectionTokens, HOP_BY_HOP } from './http-util.js';
+import type { Endpoint } from './lb/types.js';
+import { sendMirrors } from './mirror.js';
+import {
+  localReply,
+  matchedPrefix,
+  type ProxyDeps,
+  prepareRequestHeaders,
+  type Runtime,
+} from './request-path.js';
+
+type Failure = 'connect' | 'reset' | 'timeout' | 'overflow' | 'protocol';
+
+interface UpstreamRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[]>;
+  /** Buffered body (replayable), or the downstream stream itself, or none. */
+  body: Buffer | IncomingHttpHeaders['x'] | null;
+  streamed: boolean;
+}
+
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ENOENT',
+]);
+
+function classify(err: Error & { code?: string }): Failure {
+  const code = err.code ?? '';
+  if (CONNECT_CODES.has(code)) return 'connect';
+  if (
+    code.startsWith('HPE_') ||
+    code === 'UND_ERR_HEADERS_OVERFLOW' ||
+    code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
+  )
+    return 'protocol';
+  return 'reset';
+}
+
+const FAILURE_OUTCOME = {
+  connect: 'connect_failure',
+  reset: 'connection_termination',
+  timeout: 'timeout',
+  overflow: 'overflow',
+  protocol: 'upstream_protocol_error',
+} as const;
+
+/** Entry from the request path: the route, cluster and (optional) hash key are decided. */
+export function forward(
+  rt: Runtime,
+  x: Exchange,
+  deps: ProxyDeps,
+  opts: { passthrough?: boolean } = {},
+): void {
+  prepareRequestHeaders(x);
+  const req = buildUpstreamRequest(x);
+  const hasBody =
+    x.req.headers['content-length'] !== undefined
+      ? x.req.headers['content-length'] !== '0'
+      : x.req.headers['transfer-encoding'] !== undefined;
+  const route = x.route;
+  const wantsReplay = route !== undefined && (route.retry.numRetries > 0 || route.mirrors.length > 0);
+  const len = Number(x.req.headers['content-length'] ?? Number.NaN);
+  const start = (body: Buffer | null, streamed: boolean) => {
+    req.body = streamed ? (x.req as never) : body;
+    req.streamed = streamed;
+    if (route && route.mirrors.length > 0 && !streamed) sendMirrors(rt, x, route, req, deps);
+    const f = new Forwarder(rt, x, deps, req, opts.passthrough === true);
+    f.run();
+  };
+  if (!hasBody) return start(null, false);
+  if (wantsReplay && Number.isFinite(len) && len <= deps.maxBufferedBody) {
+    const chunks: Buffer[] = [];
+    x.req.on('data', (c: Buffer) => chunks.push(c));
+    x.req.once('end', () => {
+      const b = Buffer.concat(chunks);
+      x.bytesReceived = b.length;
+      start(b, false);
+    });
+    x.req.once('error', () => x.res.destroy());
+    return;
+  }
+  x.req.on('data', (c: Buffer) => {
+    x.bytesReceived += c.length;
+  });
+  start(null, true);
+}
+
+function buildUpstreamRequest(x: Exchange): UpstreamRequest {
+  const route = x.route;
+  const dest = x.destination;
+  const headers: Record<string, string | string[]> = {};
+  const drop = connectionTokens(x.headers.connection);
+  for (const k in x.headers) {
+    const v = x.headers[k];
+    if (v === undefined || HOP_BY_HOP.has(k) || k === 'host') continue;
+    if (drop.length > 0 && drop.includes(k)) continue;
+    headers[k] = v;
+  }
+  // TE: trailers is the one TE value a proxy may pass on.
+  if (x.headers.te === 'trailers') headers.te = 'trailers';
+  let authority = x.authority;
+  let path = x.path;
+  if (route) {
+    applyHeaderOps(headers, route.headers.request);
+    if (dest) applyHeaderOps(headers, dest.headers.request);
+    authority = dest?.headers.authority ?? route.headers.authority ?? authority;
+    const rw = route.rewrite;
+    if (rw) {
+      if (rw.authority) authority = rw.authority;
+      const before = path;
+      if (rw.uri !== undefined) {
+        const prefix = matchedPrefix(x);
+        path = prefix !== undefined ? rw.uri + path.slice(prefix.length) : rw.uri;
+        if (path === '') path = '/';
+      } else if (rw.regex) {
+        path = path.replace(rw.regex.pattern, rw.regex.replacement);
+      }
+      if (path !== before) headers['x-envoy-original-path'] = x.originalPath;
+    }
+  }
+  headers.host = authority;
+  return {
+    method: x.method,
+    path: x.query ? `${path}?${x.query}` : path,
+    headers,
+    body: null,
+    streamed: false,
+  };
+}
+
+/** Runs attempts for one request. */
+class Forwarder {
+  private current: Attempt | undefined;
+  private readonly route: CompiledRoute | undefined;
+
+  constructor(
+    private readonly rt: Runtime,
+    readonly x: Exchange,
+    readonly deps: ProxyDeps,
+    readonly req: UpstreamRequest,
+    private readonly passthrough: boolean,
+  ) {
+    this.route = x.route;
+  }
+
+  run(): void {
+    const x = this.x;
+    const timeout = this.route?.timeoutMs ?? 0;
+    if (timeout > 0) x.routeTimer = setTimeout(() => this.onRouteTimeout(), timeout);
+    x.res.once('close', () => {
+      if (!x.res.writableFinished) this.current?.cancel();
+    });
+    this.attempt();
+  }
+
+  private onRouteTimeout(): void {
+    this.current?.cancel();
+    this.current = undefined;
+    this.x.flag('UT');
+    if (this.x.res.headersSent) this.x.res.destroy();
+    else localReply(this.x, 'timeout', this.deps);
+  }
+
+  private pick(): { ep?: Endpoint; pool?: Dispatcher; host?: string } {
+    const x = this.x;
+    const cluster = x.cluster;
+    if (this.passthrough || cluster?.config.discovery === 'original_dst') {
+      const { host, port } = splitHostPort(x.authority);
+      if (!host) return {};
+      const p = port ?? 80;
+      return { pool: this.deps.manager.passthroughPool(host, p, cluster?.config), host: `${host}:${p}` };
+    }
+    const c = cluster as ClusterRuntime;
+    const ep = c.lb.pick({ hashKey: x.hashKey, attempted: x.attempted });
+    if (!ep) return {};
+    return { ep, pool: this.deps.manager.pool(c.config, ep), host: ep.key };
+  }
+
+  attempt(): void {
+    const x = this.x;
+    if (x.done) return;
+    x.attempt++;
+    const { ep, pool, host } = this.pick();
+    if (!pool) return localReply(x, 'no_healthy_upstream', this.deps);
+    if (ep) {
+      x.attempted ??= new Set();
+      x.attempted.add(ep);
+      ep.active++;
+    }
+    x.endpoint = ep;
+    x.upstreamHost = host ?? '-';
+    const headers = this.req.headers;
+    headers['x-envoy-attempt-count'] = String(x.attempt);
+    const a = new Attempt(this, ep);
+    this.current = a;
+    const perTry = this.route?.retry.perTryTimeoutMs ?? 0;
+    if (perTry > 0 && this.route && this.route.timeoutMs !== perTry) a.startTimer(perTry);
+    x.upstreamStart = this.deps.now();
+    pool.dispatch(
+      {
+        method: this.req.method,
+        path: this.req.path,
+        headers,
+        body: this.req.body as never,
+        ...(x.req.headers.upgrade ? {} : {}),
+      },
+      a as unknown as Dispatcher.DispatchHandler,
+    );
+  }
+
+  /** A response status arrived: retry it, or let it through. */
+  shouldRetryStatus(status: number): boolean {
+    const p = this.route?.retry;
+    if (!p || status < 300) return false;
+    const on = p.retryOn;
+    const retriable =
+      (status >= 500 && on.has('5xx')) ||
+      (status >= 502 && status <= 504 && on.has('gateway-error')) ||
+      (status === 409 && on.has('retriable-4xx')) ||
+      (on.has('retriable-status-codes') && p.retriableStatusCodes.has(status));
+    if (!retriable) return false;
+    if (!this.canRetry()) {
+      this.x.flag('URX');
+      return false;
+    }
+    return true;
+  }
+
+  private retriableFailure(f: Failure): boolean {
+    const p = this.route?.retry;
+    if (!p) return false;
+    const on = p.retryOn;
+    if (on.has('5xx') || on.has('gateway-error')) return f !== 'overflow';
+    if (f === 'connect')
+      return on.has('connect-failure') || on.has('reset') || on.has('reset-before-request');
+    if (f === 'reset') return on.has('reset');
+    return false;
+  }
+
+  private canRetry(): boolean {
+    const p = this.route?.retry;
+    if (!p || this.x.attempt > p.numRetries || this.req.streamed || this.x.done) return false;
+    return true;
+  }
+
+  /** Schedule the next attempt after Envoy's full-jitter backoff. */
+  retry(): void {
+    const p = this.route?.retry;
+    const base = p?.backoffBaseMs ?? 25;
+    const n = this.x.attempt;
+    const ceiling = Math.min(base * (2 ** n - 1), base * 10);
+    const delay = Math.floor(this.deps.random() * ceiling);
+    this.current = undefined;
+    setTimeout(() => this.attempt(), delay).unref();
+  }
+
+  failed(a: Attempt, f: Failure): void {
+    if (a !== this.current || this.x.done) return;
+    if (this.retriableFailure(f)) {
+      if (this.canRetry()) return this.retry();
+      this.x.flag('URX');
+    }
+    this.current = undefined;
+    if (f === 'timeout') this.x.flag('UT');
+    if (this.x.res.headersSent) this.x.res.destroy();
+    else localReply(this.x, FAILURE_OUTCOME[f], this.deps);
+  }
+
+  isCurrent(a: Attempt): boolean {
+    return a === this.current;
+  }
+}
+
+/** One try against one endpoint: an undici dispatch handler (the raw-headers API, no re-parsing). */
+class Attempt {
+  private abortFn: ((err?: Error) => void) | undefined;
+  private cancelled = false;
+  private discard = false;
+  private timer: NodeJS.Timeout | undefined;
+  private resumeFn: (() => void) | undefined;
+  private released = false;
+
+  constructor(
+    private readonly f: Forwarder,
+    private readonly ep: Endpoint | undefined,
+  ) {}
+
+  startTimer(ms: number): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.discard) return;
+      this.cancel();
+      this.f.failed(this, 'timeout');
+    }, ms);
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    this.release();
+    this.abortFn?.();
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.ep) this.ep.active--;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortFn = abort;
+    if (this.cancelled) abort();
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void, _text: string): boolean {
+    if (this.cancelled) return true;
+    const f = this.f;
+    const x = f.x;
+    if (status < 200) return true; // 1xx informational: not forwarded
+    if (f.shouldRetryStatus(status)) {
+      this.discard = true;
+      this.release();
+      f.retry();
+      return true;
+    }
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (x.done || x.res.headersSent) {
+      this.cancel();
+      return false;
+    }
+    this.resumeFn = resume;
+    x.responseCode = status;
+    x.upstreamServiceTime = Math.round(f.deps.now() - x.upstreamStart);
+    x.details = 'via_upstream';
+    const out = responseHeaders(raw, x, f.deps.draining);
+    x.res.writeHead(status, out);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.discard || this.cancelled) return true;
+    const res = this.f.x.res;
+    this.f.x.bytesSent += chunk.length;
+    const ok = res.write(chunk);
+    if (!ok && this.resumeFn) {
+      res.once('drain', this.resumeFn);
+      return false;
+    }
+    return true;
+  }
+
+  onComplete(_trailers: Buffer[] | null): void {
+    this.release();
+    if (this.discard || this.cancelled) return;
+    const x = this.f.x;
+    if (x.routeTimer) {
+      clearTimeout(x.routeTimer);
+      x.routeTimer = undefined;
+    }
+    x.res.end();
+  }
+
+  onError(err: Error): void {
+    this.release();
+    if (this.discard) return;
+    if (this.cancelled) return;
+    const x = this.f.x;
+    if (x.res.headersSent) {
+      // The upstream cut the body short: pass it on as a broken response, never a short success.
+      x.flag('UR');
+      x.res.destroy(err);
+      return;
+    }
+    this.f.failed(this, classify(err as Error & { code?: string }));
+  }
+}
+
+/** Upstream response head → downstream: hop-by-hop stripped, route/destination ops, service time. */
+function responseHeaders(raw: Buffer[], x: Exchange, draining: boolean): Record<string, string | string[]> {
+  const h: Record<string, string | string[]> = {};
+  let drop: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = (raw[i] as Buffer).toString('latin1').toLowerCase();
+    const v = (raw[i + 1] as Buffer).toString('latin1');
+    if (k === 'connection') drop = connectionTokens(v);
+    if (HOP_BY_HOP.has(k)) continue;
+    const cur = h[k];
+    if (cur === undefined) h[k] = v;
+    else if (Array.isArray(cur)) cur.push(v);
+    else h[k] = k === 'set-cookie' ? [cur, v] : `${cur}, ${v}`;
+  }
+  if (drop) for (const d of drop) delete h[d];
+  h['x-envoy-upstream-service-time'] = String(x.upstreamServiceTime);
+  const route = x.route;
+  if (route) {
+    applyHeaderOps(h, route.headers.response);
+    if (x.destination) applyHeaderOps(h, x.destination.headers.response);
+  }
+  if (x.setCookie) {
+    const cur = h['set-cookie'];
+    h['set-cookie'] =
+      cur === undefined ? x.setCookie : Array.isArray(cur) ? [...cur, x.setCookie] : [cur, x.setCookie];
+  }
+  if (draining) h.connection = 'close';
+  return h;
+}
+
+export type { UpstreamRequest };

@@ -1,0 +1,170 @@
+// The data-plane worker: HTTP listeners for the snapshot's listeners, the request path, and a
+// snapshot swapped by reference. A reload opens new ports, closes removed ones (after draining)
+// and leaves the rest listening; keep-alive connections see the new config on their next request.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Listener, Snapshot } from '../config/snapshot.js';
+import { ClusterManager } from './cluster-manager.js';
+import type { Exchange } from './exchange.js';
+import { handleRequest, type ProxyDeps, type RequestObserver, type Runtime } from './request-path.js';
+import { handleUpgrade } from './upgrade.js';
+
+export interface WorkerOptions {
+  random?: () => number;
+  observer?: RequestObserver;
+  maxBufferedBody?: number;
+  /** Called when a listener fails to bind (port in use, ...). */
+  onListenError?: (l: Listener, err: Error) => void;
+}
+
+interface ServingListener {
+  key: string;
+  server: Server;
+  sockets: Set<Socket>;
+  bound: boolean;
+}
+
+const NOOP_OBSERVER: RequestObserver = { onComplete: (_x: Exchange) => {} };
+
+export class ProxyWorker {
+  private runtime: Runtime | undefined;
+  private listenersByKey = new Map<string, Listener>();
+  private readonly serving = new Map<string, ServingListener>();
+  readonly deps: ProxyDeps;
+  readonly manager: ClusterManager;
+
+  constructor(private readonly opts: WorkerOptions = {}) {
+    const random = opts.random ?? Math.random;
+    this.manager = new ClusterManager({ random });
+    this.deps = {
+      manager: this.manager,
+      random,
+      now: () => performance.now(),
+      observer: opts.observer ?? NOOP_OBSERVER,
+      maxBufferedBody: opts.maxBufferedBody ?? 1024 * 1024,
+      draining: false,
+    };
+  }
+
+  get snapshot(): Snapshot | undefined {
+    return this.runtime?.snapshot;
+  }
+
+  /** Swap in a new snapshot and make the listening sockets follow it. Resolves once bound. */
+  async apply(snapshot: Snapshot): Promise<void> {
+    const clusters = this.manager.build(snapshot);
+    const byKey = new Map<string, Listener>();
+    for (const l of snapshot.listeners) byKey.set(listenerKey(l), l);
+    this.runtime = { snapshot, clusters };
+    this.listenersByKey = byKey;
+    const opening: Promise<void>[] = [];
+    for (const [key, l] of byKey) if (!this.serving.has(key)) opening.push(this.open(key, l));
+    for (const [key, s] of this.serving) if (!byKey.has(key)) this.closeListener(s, 5000);
+    await Promise.all(opening);
+  }
+
+  /** Every listener of the current snapshot is bound. */
+  get allBound(): boolean {
+    for (const key of this.listenersByKey.keys()) if (!this.serving.get(key)?.bound) return false;
+    return true;
+  }
+
+  boundPorts(): number[] {
+    return [...this.serving.values()]
+      .filter((s) => s.bound)
+      .map((s) => (s.server.address() as { port: number }).port);
+  }
+
+  private open(key: string, l: Listener): Promise<void> {
+    const server = createServer({
+      maxHeaderSize: 60 * 1024,
+      requireHostHeader: true,
+      keepAliveTimeout: 65_000,
+      headersTimeout: 60_000,
+      requestTimeout: 0,
+    });
+    const s: ServingListener = { key, server, sockets: new Set(), bound: false };
+    this.serving.set(key, s);
+    server.on('connection', (sock: Socket) => {
+      s.sockets.add(sock);
+      sock.once('close', () => s.sockets.delete(sock));
+    });
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(key, req, res));
+    server.on('upgrade', (req: IncomingMessage, sock: Socket, head: Buffer) => {
+      const rt = this.runtime;
+      const listener = this.listenersByKey.get(key);
+      if (!rt || !listener) return sock.destroy();
+      handleUpgrade(rt, listener, req, sock, head, this.deps);
+    });
+    server.on('clientError', (err: Error & { code?: string }, sock: Socket) => clientError(err, sock));
+    return new Promise((resolve) => {
+      server.once('error', (err) => {
+        this.serving.delete(key);
+        this.opts.onListenError?.(l, err);
+        resolve();
+      });
+      server.listen({ port: l.port, host: l.address === '0.0.0.0' ? undefined : l.address }, () => {
+        s.bound = true;
+        resolve();
+      });
+    });
+  }
+
+  private onRequest(key: string, req: IncomingMessage, res: ServerResponse): void {
+    const rt = this.runtime;
+    const listener = this.listenersByKey.get(key);
+    if (!rt || !listener) {
+      res.writeHead(503, { 'content-length': '0', connection: 'close' });
+      res.end();
+      return;
+    }
+    try {
+      handleRequest(rt, listener, req, res, this.deps);
+    } catch (err) {
+      // A bug, not an outcome: answer 500 and keep serving.
+      process.stderr.write(`courier: request path error: ${(err as Error).stack ?? err}\n`);
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-length': '0' });
+        res.end();
+      } else res.destroy();
+    }
+  }
+
+  private closeListener(s: ServingListener, graceMs: number): Promise<void> {
+    this.serving.delete(s.key);
+    return new Promise((resolve) => {
+      s.server.close(() => resolve());
+      s.server.closeIdleConnections();
+      const t = setTimeout(() => {
+        for (const sock of s.sockets) sock.destroy();
+      }, graceMs);
+      t.unref();
+    });
+  }
+
+  /** Stop accepting, tell keep-alive clients to close, wait for in-flight work up to `graceMs`. */
+  async drain(graceMs: number): Promise<void> {
+    this.deps.draining = true;
+    await Promise.all([...this.serving.values()].map((s) => this.closeListener(s, graceMs)));
+    await this.manager.close();
+  }
+}
+
+export function listenerKey(l: Listener): string {
+  return `${l.address}:${l.port}`;
+}
+
+/** Malformed requests: Envoy-like 400 / 431, never forwarded. */
+function clientError(err: Error & { code?: string }, sock: Socket): void {
+  if (!sock.writable || sock.destroyed) {
+    sock.destroy();
+    return;
+  }
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  const body = tooLarge ? '' : 'Bad Request';
+  sock.end(
+    `HTTP/1.1 ${status}\r\ncontent-length: ${body.length}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
