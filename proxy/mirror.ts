@@ -33,17 +33,15 @@ export function sendMirrors(
     const ep = cluster.lb.pick({ hashKey: x.hashKey });
     if (!ep) continue;
     try {
-      deps.manager
-        .pool(cluster.config, ep)
-        .dispatch(
-          {
-            method: req.method,
-            path: req.path,
-            headers: { ...req.headers },
-            body: req.body as Buffer | null,
-          },
-          DISCARD,
-        );
+      deps.manager.pool(cluster.config, ep).dispatch(
+        {
+          method: req.method,
+          path: req.path,
+          headers: { ...req.headers },
+          body: req.body as Buffer | null,
+        },
+        DISCARD,
+      );
     } catch {
       // best effort
     }

@@ -47,7 +47,7 @@ export function handleUpgrade(
     pool = deps.manager.passthroughPool(host, port ?? 80);
   } else {
     const route = vh.fallback ? undefined : matchRoute(vh, view as never);
-    if (!route || route.action.kind !== 'route') return reject(sock, 'no_route');
+    if (route?.action.kind !== 'route') return reject(sock, 'no_route');
     const dest = route.action.destinations[0];
     const cluster = dest ? rt.clusters.get(dest.cluster) : undefined;
     if (!cluster) return reject(sock, 'no_cluster');

@@ -150,7 +150,7 @@ class Forwarder {
   private readonly route: CompiledRoute | undefined;
 
   constructor(
-    private readonly rt: Runtime,
+    readonly _rt: Runtime,
     readonly x: Exchange,
     readonly deps: ProxyDeps,
     readonly req: UpstreamRequest,
