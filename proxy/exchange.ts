@@ -71,3 +71,9 @@ export class Exchange implements RequestView {
     return this.cluster?.config.name ?? this.destination?.cluster ?? '-';
   }
 }
+
+/** The downstream peer's address, IPv4-mapped IPv6 shown as plain IPv4 (as Envoy logs it). */
+export function downstreamAddress(x: Exchange): string {
+  const a = x.req.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}

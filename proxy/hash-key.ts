@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseQuery } from '../config/compile/route-matcher.js';
 import type { HashPolicy } from '../config/snapshot.js';
-import type { Exchange } from './exchange.js';
+import { downstreamAddress, type Exchange } from './exchange.js';
 
 export function cookieValue(header: string | string[] | undefined, name: string): string | undefined {
   if (!header) return undefined;
@@ -28,7 +28,7 @@ export function hashKeyFor(p: HashPolicy, x: Exchange): string | undefined {
       return v === undefined ? undefined : Array.isArray(v) ? v.join(',') : v;
     }
     case 'source_ip':
-      return x.req.socket.remoteAddress;
+      return downstreamAddress(x);
     case 'query':
       return parseQuery(x.query).get(p.name);
     case 'cookie': {

@@ -13,7 +13,7 @@ import type {
   VirtualHost,
 } from '../config/snapshot.js';
 import type { ClusterManager, ClusterRuntime } from './cluster-manager.js';
-import { Exchange } from './exchange.js';
+import { downstreamAddress, Exchange } from './exchange.js';
 import { hashKeyFor } from './hash-key.js';
 import { applyHeaderOps, normalizePath } from './http-util.js';
 import { LOCAL_REPLIES, type LocalOutcome } from './local-reply.js';
@@ -315,7 +315,7 @@ function fallback(rt: Runtime, x: Exchange, vh: VirtualHost, deps: ProxyDeps): v
 export function prepareRequestHeaders(x: Exchange): void {
   const h = x.headers;
   if (typeof h['x-request-id'] !== 'string' || h['x-request-id'] === '') h['x-request-id'] = randomUUID();
-  const remote = x.req.socket.remoteAddress ?? '';
+  const remote = downstreamAddress(x);
   const xff = h['x-forwarded-for'];
   h['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(',') : xff},${remote}` : remote;
   if (x.listener.kind === 'gateway' || h['x-forwarded-proto'] === undefined)

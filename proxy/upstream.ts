@@ -95,9 +95,8 @@ export function forward(
     x.req.once('error', () => x.res.destroy());
     return;
   }
-  x.req.on('data', (c: Buffer) => {
-    x.bytesReceived += c.length;
-  });
+  // Streamed as is (undici reads the request stream itself); count bytes from its framing.
+  x.bytesReceived = Number.isFinite(len) ? len : 0;
   start(null, true);
 }
 
