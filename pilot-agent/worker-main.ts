@@ -39,12 +39,15 @@ process.on('message', (m: AgentToWorker) => {
 send({ t: 'hello' });
 
 process.on('disconnect', () => process.exit(0));
-process.on('SIGTERM', () => {
-  // The agent drives shutdown; a direct SIGTERM drains briefly.
-  void worker.drain(1000).then(() => process.exit(0));
-});
-process.on('SIGINT', () => {});
-process.on('uncaughtException', (e) => {
+// Signals to the whole process group (Ctrl-C, `timeout`, a container runtime) reach workers too:
+// the agent drives the drain, so a worker only acts on them when it has lost its agent.
+const orphanExit = () => {
+  if (!process.connected) void worker.drain(1000).then(() => process.exit(0));
+};
+process.on('SIGTERM', orphanExit);
+process.on('SIGINT', orphanExit);
+process.on('uncaughtException', (e: Error & { code?: string }) => {
+  if (!process.connected || e.code === 'EPIPE' || e.code === 'ERR_IPC_CHANNEL_CLOSED') process.exit(0);
   process.stderr.write(`courier worker: uncaught: ${e.stack ?? e}\n`);
   process.exit(70);
 });

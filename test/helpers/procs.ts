@@ -201,8 +201,10 @@ export async function startHttpbin(): Promise<Httpbin> {
   return {
     port,
     stop: async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
+      await exited;
     },
   };
 }
