@@ -49,6 +49,11 @@ export function endpointKey(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-export function makeEndpoint(address: string, port: number, labels: Record<string, string> = {}, weight = 1): Endpoint {
+export function makeEndpoint(
+  address: string,
+  port: number,
+  labels: Record<string, string> = {},
+  weight = 1,
+): Endpoint {
   return { address, port, key: endpointKey(address, port), labels, weight, active: 0, ejected: false };
 }
