@@ -58,7 +58,7 @@ export function handleUpgrade(
   const headers: Record<string, string | string[]> = {};
   const drop = connectionTokens(req.headers.connection);
   for (const [k, v] of Object.entries(req.headers)) {
-    if (v === undefined || (HOP_BY_HOP.has(k) && k !== 'upgrade') || drop.includes(k)) continue;
+    if (v === undefined || HOP_BY_HOP.has(k) || drop.includes(k)) continue;
     headers[k] = v;
   }
   const upgrade = String(req.headers.upgrade ?? 'websocket');
