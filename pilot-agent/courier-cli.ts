@@ -2,6 +2,8 @@
 
 import { loadConfig } from '../config/load.js';
 import { formatError } from '../config/types.js';
+import { explain, parseExplainArgs } from './explain.js';
+import { UsageError } from './options.js';
 
 export interface Io {
   out: (line: string) => void;
@@ -44,6 +46,11 @@ export async function runCourier(argv: string[], io: Io = stdio): Promise<number
     switch (cmd) {
       case 'validate':
         return validateCommand(rest, io);
+      case 'explain': {
+        const r = explain(parseExplainArgs(rest));
+        for (const l of r.lines) (r.ok ? io.out : io.err)(l);
+        return r.ok ? 0 : 1;
+      }
       case undefined:
       case '-h':
       case '--help':
@@ -56,6 +63,6 @@ export async function runCourier(argv: string[], io: Io = stdio): Promise<number
     }
   } catch (e) {
     io.err(`courier ${cmd}: ${(e as Error).message}`);
-    return 1;
+    return e instanceof UsageError ? 2 : 1;
   }
 }

@@ -5,11 +5,16 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const servers = ['v1', 'v2'].map((version, i) =>
+// Three demo instances: v1 on :9081 and :9083, v2 on :9082.
+const servers = [
+  ['v1', 9081],
+  ['v2', 9082],
+  ['v1', 9083],
+].map(([version, port]) =>
   createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(`${JSON.stringify({ service: 'demo', version, path: req.url, headers: req.headers })}\n`);
-  }).listen(9081 + i, '127.0.0.1'),
+    res.end(`${JSON.stringify({ service: 'demo', version, instance: port, path: req.url })}\n`);
+  }).listen(port, '127.0.0.1'),
 );
 const agent = spawn(
   process.execPath,
@@ -28,6 +33,7 @@ process.stdout.write(
     '  curl -s localhost:8080/hello            # 90% v1, 10% v2\n' +
     "  curl -s -H 'end-user: jason' localhost:8080/   # always v2\n" +
     '  curl -si localhost:8080/teapot          # direct response 418\n' +
+    '  curl -si localhost:8080/ | grep -i set-cookie   # session affinity cookie; send it back to stay on one instance\n' +
     '  curl -s localhost:15021/healthz/ready -o /dev/null -w "%{http_code}\\n"\n',
 );
 const stop = (sig) => agent.kill(sig);
