@@ -51,7 +51,10 @@ export function handleRequest(
   res.once('close', () => finish(x, deps));
   if (deps.draining) res.shouldKeepAlive = false;
 
-  // Stage 1: target and path normalisation.
+  // Stage 1: framing, target and path normalisation. The codec already rejected CL+TE,
+  // duplicate Content-Length and malformed heads; Envoy accepts no coding but chunked.
+  const te = req.headers['transfer-encoding'];
+  if (te !== undefined && te.toLowerCase() !== 'chunked') return localReply(x, 'bad_request', deps);
   let target = req.url ?? '/';
   if (target.startsWith('http://') || target.startsWith('https://')) {
     // Absolute form (an application using HTTP_PROXY): the authority comes from the URL.

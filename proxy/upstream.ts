@@ -186,7 +186,8 @@ class Forwarder {
       return { pool: this.deps.manager.passthroughPool(host, p, cluster?.config), host: `${host}:${p}` };
     }
     const c = cluster as ClusterRuntime;
-    const ep = c.lb.pick({ hashKey: x.hashKey, attempted: x.attempted });
+    const avoid = this.route?.retry.retryOtherHosts !== false ? x.attempted : undefined;
+    const ep = c.lb.pick({ hashKey: x.hashKey, attempted: avoid });
     if (!ep) return {};
     return { ep, pool: this.deps.manager.pool(c.config, ep), host: ep.key };
   }

@@ -48,6 +48,8 @@ export async function startAgent(opts: {
   args?: string[];
   concurrency?: number;
   waitReady?: boolean;
+  /** Extra environment for the agent (merged over this process's). */
+  env?: NodeJS.ProcessEnv;
 }): Promise<AgentHandle> {
   const [admin, status, health, stats] = [
     await freePort(),
@@ -73,7 +75,10 @@ export async function startAgent(opts: {
     String(stats),
     ...(opts.args ?? []),
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+  });
   let out = '';
   proc.stdout?.on('data', (d) => {
     out += d;
@@ -137,7 +142,7 @@ export async function startUpstream(
   name: string,
   handler?: (req: IncomingMessage, res: ServerResponse, body: Buffer, u: Upstream) => boolean | undefined,
 ): Promise<Upstream> {
-  const server = createServer();
+  const server = createServer({ maxHeaderSize: 128 * 1024 });
   const u: Upstream = { port: 0, name, hits: 0, requests: [], close: async () => {}, server };
   server.on('request', (req, res) => {
     const chunks: Buffer[] = [];
