@@ -4,6 +4,7 @@ import { loadConfig } from '../config/load.js';
 import { formatError } from '../config/types.js';
 import { explain, parseExplainArgs } from './explain.js';
 import { UsageError } from './options.js';
+import { proxyConfigCommand } from './proxy-config.js';
 
 export interface Io {
   out: (line: string) => void;
@@ -51,6 +52,8 @@ export async function runCourier(argv: string[], io: Io = stdio): Promise<number
         for (const l of r.lines) (r.ok ? io.out : io.err)(l);
         return r.ok ? 0 : 1;
       }
+      case 'proxy-config':
+        return await proxyConfigCommand(rest, io.out);
       case undefined:
       case '-h':
       case '--help':
