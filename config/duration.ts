@@ -11,6 +11,9 @@ const UNIT_MS: Record<string, number> = {
   h: 3_600_000,
 };
 
+/** Go's time.Duration limit (2^63-1 ns), which Kubernetes' CEL duration() also enforces. */
+const MAX_MS = 9_223_372_036_854;
+
 const PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
 
 /** Milliseconds, or undefined when the text is not a duration. Negative durations are rejected. */
@@ -32,6 +35,7 @@ export function parseDuration(text: unknown): number | undefined {
 export function checkDuration(text: unknown, opts: { allowZero?: boolean } = {}): string | undefined {
   const ms = parseDuration(text);
   if (ms === undefined) return `invalid duration ${JSON.stringify(text)} (use forms like 1.5s, 500ms, 24h)`;
+  if (ms > MAX_MS) return `invalid duration ${JSON.stringify(text)} (out of range)`;
   if (ms === 0 && opts.allowZero) return undefined;
   if (ms < 1) return 'duration must be greater than 1ms';
   if (Math.abs(ms - Math.round(ms)) > 1e-9) return 'only durations to ms precision are supported';

@@ -6,7 +6,13 @@
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { type AnyResource, type ConfigError, ISTIO_KINDS, type IstioKind, NETWORKING_API_VERSIONS } from './types.js';
+import {
+  type AnyResource,
+  type ConfigError,
+  ISTIO_KINDS,
+  type IstioKind,
+  NETWORKING_API_VERSIONS,
+} from './types.js';
 import { validateDocument } from './validate/index.js';
 
 export interface LoadResult {
@@ -20,8 +26,30 @@ export interface LoadResult {
 
 const EXT = /\.(ya?ml|json)$/i;
 
-/** Every config file below `path` (or `path` itself), sorted for determinism. */
-export function listConfigFiles(path: string, errors: ConfigError[]): string[] {
+/** networking.istio.io kinds courier knows of but does not use: skipped with a note. */
+const OTHER_NETWORKING_KINDS = new Set(['EnvoyFilter', 'WorkloadGroup', 'ProxyConfig']);
+
+function fsMessage(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  switch (err.code) {
+    case 'ENOENT':
+      return 'no such file or directory';
+    case 'EACCES':
+      return 'permission denied';
+    default:
+      return err.message;
+  }
+}
+
+/**
+ * Every config file below `path` (or `path` itself), sorted for determinism. Symlinks are
+ * followed; a file or directory reached twice (by its real path) is read once.
+ */
+export function listConfigFiles(
+  path: string,
+  errors: ConfigError[],
+  seenFiles = new Set<string>(),
+): string[] {
   const out: string[] = [];
   const seen = new Set<string>();
   const walk = (p: string, top: boolean) => {
@@ -30,7 +58,7 @@ export function listConfigFiles(path: string, errors: ConfigError[]): string[] {
       st = statSync(p);
     } catch (e) {
       // A dangling symlink inside a directory is skipped; a missing top-level path is an error.
-      if (top) errors.push({ file: p, index: 0, resource: '', path: '', message: (e as Error).message });
+      if (top) errors.push({ file: p, index: 0, resource: '', path: '', message: fsMessage(e) });
       return;
     }
     if (st.isDirectory()) {
@@ -46,11 +74,19 @@ export function listConfigFiles(path: string, errors: ConfigError[]): string[] {
       try {
         names = readdirSync(p).sort();
       } catch (e) {
-        errors.push({ file: p, index: 0, resource: '', path: '', message: (e as Error).message });
+        errors.push({ file: p, index: 0, resource: '', path: '', message: fsMessage(e) });
         return;
       }
       for (const n of names) if (!n.startsWith('.')) walk(join(p, n), false);
     } else if (st.isFile() && (top || EXT.test(p))) {
+      let real = p;
+      try {
+        real = realpathSync(p);
+      } catch {
+        // keep p
+      }
+      if (seenFiles.has(real)) return;
+      seenFiles.add(real);
       out.push(p);
     }
   };
@@ -60,12 +96,19 @@ export function listConfigFiles(path: string, errors: ConfigError[]): string[] {
 
 /** Parse one file's text into raw documents (YAML multi-doc, or JSON). */
 export function parseFile(file: string, text: string, errors: ConfigError[]): unknown[] {
+  text = text.replace(/^\uFEFF/, '');
   if (/\.json$/i.test(file)) {
     try {
       const v = JSON.parse(text) as unknown;
       return Array.isArray(v) ? v : [v];
     } catch (e) {
-      errors.push({ file, index: 0, resource: '', path: '', message: `invalid JSON: ${(e as Error).message}` });
+      errors.push({
+        file,
+        index: 0,
+        resource: '',
+        path: '',
+        message: `invalid JSON: ${(e as Error).message}`,
+      });
       return [];
     }
   }
@@ -86,9 +129,32 @@ export function parseFile(file: string, text: string, errors: ConfigError[]): un
       out.push(undefined);
       return;
     }
-    out.push(d.toJS({ maxAliasCount: 100 }));
+    try {
+      out.push(d.toJS({ maxAliasCount: 100 }));
+    } catch (e) {
+      errors.push({
+        file,
+        index: i,
+        resource: '',
+        path: '',
+        message: `invalid YAML: ${(e as Error).message}`,
+      });
+      out.push(undefined);
+    }
   });
   return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** `Kind/namespace/name` as far as the raw document says. */
+function describe(doc: Record<string, unknown>): string {
+  const meta = isPlainObject(doc.metadata) ? doc.metadata : {};
+  const ns = typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : 'default';
+  const name = typeof meta.name === 'string' && meta.name ? meta.name : '?';
+  return `${String(doc.kind ?? '?')}/${ns}/${name}`;
 }
 
 function isIstioKind(k: unknown): k is IstioKind {
@@ -104,7 +170,8 @@ export function loadConfig(
   const warnings: ConfigError[] = [];
   const notes: string[] = [];
   const resources: AnyResource[] = [];
-  const files = paths.flatMap((p) => listConfigFiles(p, errors));
+  const seenFiles = new Set<string>();
+  const files = paths.flatMap((p) => listConfigFiles(p, errors, seenFiles));
   for (const f of files) {
     const display = opts.displayBase ? relative(opts.displayBase, f) || f : f;
     let text: string;
@@ -122,10 +189,37 @@ export function loadConfig(
           ? ((raw as { items?: unknown[] }).items ?? [])
           : [raw];
       for (const doc of items) {
-        const kind = (doc as { kind?: unknown })?.kind;
-        const apiVersion = (doc as { apiVersion?: unknown })?.apiVersion;
-        const isNetworking = typeof apiVersion === 'string' && apiVersion.startsWith('networking.istio.io/');
-        if (!isIstioKind(kind) || !isNetworking) {
+        const at = { file: display, index };
+        if (!isPlainObject(doc)) {
+          errors.push({
+            ...at,
+            resource: '',
+            path: '',
+            message: 'document is not a mapping (expected a Kubernetes object)',
+          });
+          continue;
+        }
+        const { kind, apiVersion } = doc;
+        const group = typeof apiVersion === 'string' ? apiVersion.split('/')[0] : undefined;
+        if (group === 'networking.istio.io' && !isIstioKind(kind)) {
+          if (typeof kind === 'string' && OTHER_NETWORKING_KINDS.has(kind))
+            notes.push(
+              `${display}[${index}]: skipped ${kind} (${String(apiVersion)}): courier does not use this kind`,
+            );
+          else
+            errors.push({
+              ...at,
+              resource: describe(doc),
+              path: 'kind',
+              message: `unknown networking.istio.io kind ${JSON.stringify(kind ?? null)} (expected one of ${ISTIO_KINDS.join(', ')})`,
+            });
+          continue;
+        }
+        if (isIstioKind(kind) && apiVersion === undefined) {
+          errors.push({ ...at, resource: describe(doc), path: 'apiVersion', message: 'is required' });
+          continue;
+        }
+        if (!isIstioKind(kind) || group !== 'networking.istio.io') {
           notes.push(
             `${display}[${index}]: skipped ${String(kind ?? 'document without kind')}${apiVersion ? ` (${String(apiVersion)})` : ''}: not a networking.istio.io kind courier validates`,
           );
@@ -133,15 +227,14 @@ export function loadConfig(
         }
         if (!NETWORKING_API_VERSIONS.includes(apiVersion as string)) {
           errors.push({
-            file: display,
-            index,
-            resource: `${kind}`,
+            ...at,
+            resource: describe(doc),
             path: 'apiVersion',
             message: `unsupported version ${JSON.stringify(apiVersion)} (expected ${NETWORKING_API_VERSIONS.join(', ')})`,
           });
           continue;
         }
-        const r = validateDocument(doc as Record<string, unknown>, { file: display, index });
+        const r = validateDocument(doc, at);
         errors.push(...r.errors);
         warnings.push(...r.warnings);
         if (r.resource) resources.push(r.resource);

@@ -173,7 +173,13 @@ export interface VirtualServiceSpec {
   exportTo?: string[];
 }
 
-export type SimpleLB = 'UNSPECIFIED' | 'LEAST_CONN' | 'RANDOM' | 'PASSTHROUGH' | 'ROUND_ROBIN' | 'LEAST_REQUEST';
+export type SimpleLB =
+  | 'UNSPECIFIED'
+  | 'LEAST_CONN'
+  | 'RANDOM'
+  | 'PASSTHROUGH'
+  | 'ROUND_ROBIN'
+  | 'LEAST_REQUEST';
 
 export interface ConsistentHashLB {
   httpHeaderName?: string;

@@ -1,6 +1,7 @@
 // A path-aware walker over untyped YAML. Every check records an error and carries on, so one
 // run collects every problem in a document (never stop at the first).
 
+import { isIPv4 as netIsIPv4, isIPv6 as netIsIPv6 } from 'node:net';
 import { checkDuration } from '../duration.js';
 import { checkRegex } from '../regex.js';
 
@@ -18,8 +19,18 @@ export function isObj(v: unknown): v is Obj {
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_LABEL_ANYCASE = /^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
+const WILDCARD_LABEL = /^(\*|(\*|\*-)?[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)$/;
 const LABEL_NAME = /^([a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?)$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+/** HTTP/2 pseudo-headers a route match may name (Istio's list). */
+export const PSEUDO_HEADERS: ReadonlySet<string> = new Set([
+  ':method',
+  ':scheme',
+  ':authority',
+  ':path',
+  ':status',
+]);
 
 export function isToken(name: string): boolean {
   return TOKEN.test(name);
@@ -29,17 +40,17 @@ export function isDns1123Label(s: string): boolean {
   return s.length <= 63 && DNS1123_LABEL.test(s);
 }
 
+/** Kubernetes IsDNS1123Subdomain (object names): at most 253 characters, no per-label limit. */
 export function isDns1123Subdomain(s: string): boolean {
-  return s.length > 0 && s.length <= 253 && s.split('.').every((l) => isDns1123Label(l));
+  return s.length > 0 && s.length <= 253 && s.split('.').every((l) => DNS1123_LABEL.test(l));
 }
 
 export function isIPv4(s: string): boolean {
-  const parts = s.split('.');
-  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
+  return netIsIPv4(s);
 }
 
 export function isIPv6(s: string): boolean {
-  return s.includes(':') && /^[0-9a-fA-F:.]+$/.test(s) && s.split('::').length <= 2;
+  return netIsIPv6(s);
 }
 
 export function isIP(s: string): boolean {
@@ -54,25 +65,31 @@ export function isCIDR(s: string): boolean {
   return isIPv4(ip) ? Number(bits) <= 32 : isIPv6(ip) && Number(bits) <= 128;
 }
 
-/** Istio ValidateWildcardDomain: `*`, `*.example.com`, `*foo.example.com` or a plain DNS name. */
+/**
+ * Istio ValidateWildcardDomain: `*`, `*.example.com`, `*foo.example.com`, `*-foo.example.com` or a
+ * plain DNS name (one trailing dot allowed); the top-level label may not be all digits, so an IP
+ * address is not a domain.
+ */
 export function wildcardDomainError(domain: string): string | undefined {
   if (domain.length === 0) return 'empty domain name not allowed';
   if (domain.length > 255) return `domain name "${domain}" too long (max 255)`;
-  if (domain === '*') return undefined;
   const labels = domain.split('.');
   const first = labels[0] as string;
-  const rest = labels.slice(1);
-  const top = first.startsWith('*') ? first.slice(1) : first;
-  if (top.includes('*')) return `domain name "${domain}" invalid (wildcard only allowed as the left-most label)`;
-  if (top !== '' && !DNS1123_LABEL_ANYCASE.test(top))
+  if (!WILDCARD_LABEL.test(first) || first.length > 63) {
+    if (first.slice(1).includes('*'))
+      return `domain name "${domain}" invalid (wildcard only allowed as the left-most label)`;
     return `domain name "${domain}" invalid (label "${first}" invalid)`;
-  if (top === '' && first !== '*') return `domain name "${domain}" invalid (empty label)`;
-  for (const l of rest) {
-    if (l.length === 0) {
-      // a trailing dot (FQDN) is allowed once
-      if (l === rest[rest.length - 1] && rest.length > 0) continue;
-      return `domain name "${domain}" invalid (empty label)`;
-    }
+  }
+  if (labels.length === 1) return undefined;
+  const rest = labels.slice(1);
+  const tld = rest[rest.length - 1] as string;
+  if (/^\d+$/.test(tld))
+    return `domain name "${domain}" invalid (top level domain "${tld}" cannot be all-numeric)`;
+  for (let i = 0; i < rest.length; i++) {
+    const l = rest[i] as string;
+    if (l === '' && i === rest.length - 1) break; // a trailing dot (FQDN) is allowed once
+    if (l.includes('*'))
+      return `domain name "${domain}" invalid (wildcard only allowed as the left-most label)`;
     if (l.length > 63 || !DNS1123_LABEL_ANYCASE.test(l))
       return `domain name "${domain}" invalid (label "${l}" invalid)`;
   }
@@ -150,7 +167,11 @@ export class Checker {
   }
 
   /** An integer (YAML may quote numbers in Int32Value wrappers; accept numeric strings too). */
-  int(v: unknown, path: string, opts: { required?: boolean; min?: number; max?: number } = {}): number | undefined {
+  int(
+    v: unknown,
+    path: string,
+    opts: { required?: boolean; min?: number; max?: number } = {},
+  ): number | undefined {
     if (v === undefined || v === null) {
       if (opts.required) this.err(path, 'is required');
       return undefined;
@@ -222,13 +243,25 @@ export class Checker {
   exclusive(o: Obj, path: string, keys: readonly string[], what?: string): string[] {
     const set = keys.filter((k) => o[k] !== undefined && o[k] !== null);
     if (set.length > 1)
-      this.err(path, `${what ?? 'only one of'} ${set.map((k) => `"${k}"`).join(' and ')} ${what ? '' : 'may be set'}`.trim());
+      this.err(
+        path,
+        `${what ?? 'only one of'} ${set.map((k) => `"${k}"`).join(' and ')} ${what ? '' : 'may be set'}`.trim(),
+      );
     return set;
   }
 
-  headerName(name: string, path: string, allowPseudo = false): void {
-    const n = allowPseudo && name.startsWith(':') ? name.slice(1) : name;
-    if (!isToken(n)) this.err(path, `invalid header name ${JSON.stringify(name)}`);
+  /** An HTTP header name (an RFC 7230 token). `allowPseudo`: also the HTTP/2 pseudo-headers. */
+  headerName(name: string, path: string, allowPseudo = false): boolean {
+    if (name === '') {
+      this.err(path, 'header name cannot be empty');
+      return false;
+    }
+    if (allowPseudo && PSEUDO_HEADERS.has(name)) return true;
+    if (!isToken(name)) {
+      this.err(path, `invalid header name ${JSON.stringify(name)}`);
+      return false;
+    }
+    return true;
   }
 
   labels(v: unknown, path: string): Record<string, string> | undefined {
@@ -246,10 +279,13 @@ export class Checker {
     return o as Record<string, string>;
   }
 
-  percent(v: unknown, path: string): void {
+  /** A Percent `{value}` in 0..100; `fine`: Istio's fault rule, a non-zero value is at least 0.0001. */
+  percent(v: unknown, path: string, fine = false): void {
     const o = this.obj(v, path);
     if (!o) return;
-    this.num(o.value, `${path}.value`, { min: 0, max: 100 });
+    const n = this.num(o.value, `${path}.value`, { min: 0, max: 100 });
+    if (fine && n !== undefined && n > 0 && n < 0.0001)
+      this.err(`${path}.value`, `percentage ${n} is neither 0 nor in the range [0.0001, 100]`);
   }
 }
 

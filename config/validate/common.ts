@@ -2,6 +2,13 @@
 
 import { type Checker, isObj, keyPath, wildcardDomainError } from './checker.js';
 
+const DNS1123_LABEL_ANYCASE = /^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
+
+/** A DNS-1123 label as Istio's labels package checks it (letters of either case). */
+export function isDns1123LabelAnyCase(s: string): boolean {
+  return s.length <= 63 && DNS1123_LABEL_ANYCASE.test(s);
+}
+
 export const GRPC_STATUS = [
   'OK',
   'CANCELLED',
@@ -45,26 +52,41 @@ export function checkDestination(c: Checker, v: unknown, path: string): void {
     }
   }
   const subset = c.str(d.subset, `${path}.subset`);
-  if (subset !== undefined && subset !== '' && !/^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$/.test(subset))
-    c.err(`${path}.subset`, `invalid subset name ${JSON.stringify(subset)}`);
+  if (subset !== undefined && subset !== '') checkSubsetName(c, subset, `${path}.subset`);
   const port = c.obj(d.port, `${path}.port`);
   if (port) c.port(port.number, `${path}.port.number`);
 }
 
-/** StringMatch: a oneof of exact / prefix / regex. `allowEmpty` lets `{}` mean presence (headers). */
-export function checkStringMatch(c: Checker, v: unknown, path: string, allowEmpty = false): void {
-  if (v === null && allowEmpty) return;
+/** Istio validateSubsetName: a DNS-1123 label. */
+export function checkSubsetName(c: Checker, name: string, path: string): void {
+  if (!isDns1123LabelAnyCase(name))
+    c.err(
+      path,
+      `invalid subset name ${JSON.stringify(name)} (must be a DNS-1123 label: letters, digits and "-")`,
+    );
+}
+
+/**
+ * StringMatch: a oneof of exact / prefix / regex. `allowEmpty` lets `{}` mean presence (headers,
+ * query parameters), and with it `regex: "*"` (Istio's presence match, not RE2). `emptyPrefix`:
+ * `prefix: ""` is allowed (uri only, as in Envoy's route match).
+ */
+export function checkStringMatch(
+  c: Checker,
+  v: unknown,
+  path: string,
+  opts: { allowEmpty?: boolean; emptyPrefix?: boolean } = {},
+): void {
   const m = c.obj(v, path, true);
   if (!m) return;
   const set = c.exclusive(m, path, ['exact', 'prefix', 'regex']);
-  if (set.length === 0 && !allowEmpty) c.err(path, 'one of exact, prefix or regex is required');
+  if (set.length === 0 && !opts.allowEmpty) c.err(path, 'one of exact, prefix or regex is required');
   if (m.exact !== undefined) c.str(m.exact, `${path}.exact`);
   if (m.prefix !== undefined) {
     const p = c.str(m.prefix, `${path}.prefix`);
-    if (p === '') c.err(`${path}.prefix`, 'prefix string match should not be empty');
+    if (p === '' && !opts.emptyPrefix) c.err(`${path}.prefix`, 'prefix string match should not be empty');
   }
-  // `regex: "*"` is Istio's presence match for headers (not RE2).
-  if (m.regex !== undefined && !(allowEmpty && m.regex === '*')) c.regex(m.regex, `${path}.regex`);
+  if (m.regex !== undefined && !(opts.allowEmpty && m.regex === '*')) c.regex(m.regex, `${path}.regex`);
   for (const k of Object.keys(m))
     if (!['exact', 'prefix', 'regex'].includes(k)) c.err(keyPath(path, k), 'unknown field in string match');
 }
@@ -73,42 +95,70 @@ export function checkStringMatchMap(
   c: Checker,
   v: unknown,
   path: string,
-  opts: { headerNames: boolean; allowEmpty: boolean },
+  opts: { headerNames: boolean; allowEmpty: boolean; nullIsPresence?: boolean },
 ): void {
   const o = c.obj(v, path);
   if (!o) return;
   for (const [k, m] of Object.entries(o)) {
     const p = keyPath(path, k);
     if (opts.headerNames) {
-      if (!k.startsWith('@request.auth.claims')) c.headerName(k, p, true);
+      if (!isJwtClaimKey(k)) c.headerName(k, p, true);
     } else if (k === '') c.err(p, 'query parameter name must not be empty');
-    checkStringMatch(c, m, p, opts.allowEmpty);
+    if (m === null || m === undefined) {
+      if (!opts.nullIsPresence) c.err(p, 'match cannot be null (use {} to match presence)');
+      continue;
+    }
+    checkStringMatch(c, m, p, { allowEmpty: opts.allowEmpty });
   }
 }
 
-export function checkHeaderOps(c: Checker, v: unknown, path: string): void {
+/** `@request.auth.claims.<name>` (or `[a][b]`) keys: JWT claim routing, gateway only. */
+export function isJwtClaimKey(k: string): boolean {
+  return k.startsWith('@request.auth.claims.') || /^@request\.auth\.claims(\[[^\]]+\])+$/.test(k);
+}
+
+/**
+ * HeaderOperations, with Istio's rules: names must be tokens; pseudo-headers (`:path`) and `host`
+ * cannot be touched, except that request `set`/`add` of `:authority` or `host` is a host rewrite.
+ * Values may not hold control characters.
+ */
+export function checkHeaderOps(c: Checker, v: unknown, path: string, request: boolean): void {
   const ops = c.obj(v, path);
   if (!ops) return;
-  for (const kind of ['set', 'add'] as const) {
-    const m = c.obj(ops[kind], `${path}.${kind}`);
+  const checkName = (k: string, p: string, op: 'set' | 'add' | 'remove') => {
+    const authority = k.toLowerCase() === 'host' || k.toLowerCase() === ':authority';
+    if (authority && request && op !== 'remove') return;
+    if (k.toLowerCase() === 'host')
+      c.err(p, 'the Host header cannot be modified here (use rewrite.authority)');
+    else if (k.startsWith(':'))
+      c.err(p, `invalid header ${JSON.stringify(k)}: pseudo-headers cannot be modified`);
+    else c.headerName(k, p);
+  };
+  for (const op of ['set', 'add'] as const) {
+    const m = c.obj(ops[op], `${path}.${op}`);
     if (!m) continue;
     for (const [k, val] of Object.entries(m)) {
-      const p = keyPath(`${path}.${kind}`, k);
-      c.headerName(k, p, true);
+      const p = keyPath(`${path}.${op}`, k);
+      checkName(k, p, op);
       if (typeof val !== 'string') c.err(p, 'header value must be a string');
+      else if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(val))
+        c.err(p, 'header value must not contain control characters');
     }
   }
   const rm = c.strList(ops.remove, `${path}.remove`);
   rm.forEach((k, i) => {
-    c.headerName(k, `${path}.remove[${i}]`, true);
+    checkName(k, `${path}.remove[${i}]`, 'remove');
   });
+  for (const k of Object.keys(ops))
+    if (!['set', 'add', 'remove'].includes(k))
+      c.err(keyPath(path, k), 'unknown field (expected set, add or remove)');
 }
 
 export function checkHeaders(c: Checker, v: unknown, path: string): void {
   const h = c.obj(v, path);
   if (!h) return;
-  checkHeaderOps(c, h.request, `${path}.request`);
-  checkHeaderOps(c, h.response, `${path}.response`);
+  checkHeaderOps(c, h.request, `${path}.request`, true);
+  checkHeaderOps(c, h.response, `${path}.response`, false);
 }
 
 /** True when headers.request sets or adds the authority (host rewrite via headers). */

@@ -29,6 +29,8 @@ export function validateDocument(doc: Record<string, unknown>, source: DocSource
   const name = meta ? c.str(meta.name, 'metadata.name', true) : undefined;
   if (name !== undefined && !isDns1123Subdomain(name))
     c.err('metadata.name', `invalid name ${JSON.stringify(name)} (must be a lowercase RFC 1123 subdomain)`);
+  else if (name !== undefined && kind === 'Gateway' && !isDns1123Label(name))
+    c.err('metadata.name', `invalid gateway name ${JSON.stringify(name)} (must be a DNS label: no dots)`);
   const nsRaw = meta ? c.str(meta.namespace, 'metadata.namespace') : undefined;
   if (nsRaw !== undefined && nsRaw !== '' && !isDns1123Label(nsRaw))
     c.err('metadata.namespace', `invalid namespace ${JSON.stringify(nsRaw)}`);
