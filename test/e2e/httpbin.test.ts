@@ -88,6 +88,46 @@ t.test('chunked response and redirects from httpbin pass through unchanged', asy
   t.equal(red.headers.location, '/get');
 });
 
+t.test('cookies: Set-Cookie from httpbin reaches the client; Cookie reaches httpbin', async (t) => {
+  const set = await request(port, '/cookies/set?flavour=oat&kind=chip', { host: 'httpbin.example.com' });
+  t.equal(set.status, 302);
+  const cookies = ([] as string[]).concat(set.headers['set-cookie'] ?? []);
+  t.equal(cookies.length, 2, 'two Set-Cookie headers kept apart');
+  t.ok(cookies.some((c) => c.startsWith('flavour=oat')));
+  const got = await request(port, '/cookies', {
+    host: 'httpbin.example.com',
+    headers: { cookie: 'flavour=oat; kind=chip' },
+  });
+  t.same((JSON.parse(got.body) as { cookies: Record<string, string> }).cookies, {
+    flavour: 'oat',
+    kind: 'chip',
+  });
+});
+
+t.test('gzip bodies pass through untouched', async (t) => {
+  const http = await import('node:http');
+  const zlib = await import('node:zlib');
+  const body = await new Promise<{ enc: string | undefined; data: Buffer }>((res, rej) => {
+    http
+      .get(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/gzip',
+          headers: { host: 'httpbin.example.com', 'accept-encoding': 'gzip' },
+        },
+        (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () => res({ enc: r.headers['content-encoding'], data: Buffer.concat(chunks) }));
+        },
+      )
+      .on('error', rej);
+  });
+  t.equal(body.enc, 'gzip');
+  t.equal((JSON.parse(zlib.gunzipSync(body.data).toString()) as { gzipped: boolean }).gzipped, true);
+});
+
 t.test('HEAD and 204 have no body', async (t) => {
   const h = await request(port, '/get', { host: 'httpbin.example.com', method: 'HEAD' });
   t.equal(h.status, 200);

@@ -88,6 +88,72 @@ t.test(
   },
 );
 
+t.test(
+  'a weight change under continuous load: zero failures, keep-alive connections switch over',
+  async (t) => {
+    const { Pool } = await import('undici');
+    const v2 = await startUpstream('v2');
+    t.teardown(() => v2.close());
+    const port = await freePort();
+    const split = (w1: number, w2: number) =>
+      vs(
+        `  - route:\n    - {destination: {host: svc, subset: v1}, weight: ${w1}}\n    - {destination: {host: svc, subset: v2}, weight: ${w2}}\n`,
+      );
+    const dir = writeConfigDir({
+      'gw.yaml': gatewayYaml(port),
+      'se.yaml': serviceEntryYaml('svc.default.svc.cluster.local', [
+        { port: up.port, labels: { version: 'v1' } },
+        { port: v2.port, labels: { version: 'v2' } },
+      ]),
+      'dr.yaml': `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: svc}
+spec:
+  host: svc
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+`,
+      'vs.yaml': split(100, 0),
+    });
+    const agent = await startAgent({ configDir: dir, concurrency: 2 });
+    t.teardown(() => agent.stop());
+    const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 4 });
+    t.teardown(() => pool.close());
+    const statuses = new Map<number, number>();
+    const names = new Map<string, number>();
+    let stop = false;
+    const loop = async () => {
+      while (!stop) {
+        try {
+          const r = await pool.request({ path: '/', method: 'GET', headers: { host: 'x' } });
+          const b = (await r.body.json()) as { name?: string };
+          statuses.set(r.statusCode, (statuses.get(r.statusCode) ?? 0) + 1);
+          if (b.name) names.set(b.name, (names.get(b.name) ?? 0) + 1);
+        } catch {
+          statuses.set(0, (statuses.get(0) ?? 0) + 1);
+        }
+      }
+    };
+    const loops = [loop(), loop(), loop(), loop()];
+    await sleep(500);
+    writeFileSync(join(dir, 'vs.yaml'), split(0, 100));
+    const switched = await until(async () => {
+      const r = await pool.request({ path: '/', method: 'GET', headers: { host: 'x' } });
+      const b = (await r.body.json()) as { name?: string };
+      return b.name === 'v2';
+    });
+    t.ok(switched, 'the same keep-alive connections now reach v2');
+    const before = names.get('v1') ?? 0;
+    await sleep(500);
+    stop = true;
+    await Promise.all(loops);
+    t.equal((names.get('v1') ?? 0) - before, 0, 'no v1 answers after the switch settled');
+    t.same([...statuses.keys()], [200], `only 200s (${JSON.stringify([...statuses])})`);
+    t.ok((names.get('v2') ?? 0) > 0);
+  },
+);
+
 t.test('a ConfigMap-style ..data symlink swap reloads', async (t) => {
   const port = await freePort();
   const dir = writeConfigDir({});
