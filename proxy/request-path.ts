@@ -108,7 +108,7 @@ export function handleRequest(
         }
         route_(rt, x, deps);
       };
-      if (delay > 0) setTimeout(go, delay).unref();
+      if (delay > 0) setTimeout(go, Math.min(delay, 2 ** 31 - 1)).unref();
       else go();
       return;
     }

@@ -18,6 +18,8 @@ import {
   type Runtime,
 } from './request-path.js';
 
+const MAX_TIMER = 2 ** 31 - 1;
+
 type Failure = 'connect' | 'reset' | 'timeout' | 'overflow' | 'protocol';
 
 interface UpstreamRequest {
@@ -161,7 +163,8 @@ class Forwarder {
   run(): void {
     const x = this.x;
     const timeout = this.route?.timeoutMs ?? 0;
-    if (timeout > 0) x.routeTimer = setTimeout(() => this.onRouteTimeout(), timeout);
+    // Node fires timers over 2^31-1 ms at once; such timeouts are effectively none.
+    if (timeout > 0 && timeout <= MAX_TIMER) x.routeTimer = setTimeout(() => this.onRouteTimeout(), timeout);
     x.res.once('close', () => {
       if (!x.res.writableFinished) this.current?.cancel();
     });
@@ -210,7 +213,7 @@ class Forwarder {
     const a = new Attempt(this, ep);
     this.current = a;
     const perTry = this.route?.retry.perTryTimeoutMs ?? 0;
-    if (perTry > 0 && this.route && this.route.timeoutMs !== perTry) a.startTimer(perTry);
+    if (perTry > 0 && perTry <= MAX_TIMER && this.route && this.route.timeoutMs !== perTry) a.startTimer(perTry);
     x.upstreamStart = this.deps.now();
     pool.dispatch(
       {
