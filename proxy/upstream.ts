@@ -213,7 +213,8 @@ class Forwarder {
     const a = new Attempt(this, ep);
     this.current = a;
     const perTry = this.route?.retry.perTryTimeoutMs ?? 0;
-    if (perTry > 0 && perTry <= MAX_TIMER && this.route && this.route.timeoutMs !== perTry) a.startTimer(perTry);
+    if (perTry > 0 && perTry <= MAX_TIMER && this.route && this.route.timeoutMs !== perTry)
+      a.startTimer(perTry);
     x.upstreamStart = this.deps.now();
     pool.dispatch(
       {
