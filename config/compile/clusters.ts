@@ -63,12 +63,12 @@ function buildCluster(
 
 export function buildClusters(
   registry: Registry,
-  ruleFor: (host: string) => MergedRule | undefined,
+  ruleFor: (host: string, serviceNamespace: string) => MergedRule | undefined,
   identity: ProxyIdentity,
 ): Map<string, Cluster> {
   const out = new Map<string, Cluster>();
   for (const svc of registry.services.values()) {
-    const rule = ruleFor(svc.host);
+    const rule = ruleFor(svc.host, svc.namespace);
     for (const port of svc.ports) {
       const base = buildCluster(svc, port, undefined, rule);
       out.set(base.name, base);

@@ -65,6 +65,7 @@ export function buildGatewayListeners(inp: GatewayInputs): Listener[] {
     };
     const vhosts = new Map<string, { routes: CompiledRoute[]; vs: Set<string>; httpsRedirect: boolean }>();
     const vsRoutes = new Map<string, CompiledRoute[]>();
+    const catchAll = new Set<CompiledRoute>();
     const routesOf = (vs: Resource<'VirtualService'>): CompiledRoute[] => {
       const k = `${vs.namespace}/${vs.name}`;
       let rs = vsRoutes.get(k);
@@ -77,23 +78,21 @@ export function buildGatewayListeners(inp: GatewayInputs): Listener[] {
           const r = compileHttpRoute(src, i, vs, ctx);
           if (!r) continue;
           rs.push(r);
-          if (isCatchAll(r, src)) break; // Istio stops generating routes after a catch-all
+          if (isCatchAll(src, vs.namespace, ctx)) {
+            catchAll.add(r);
+            break; // Istio stops generating routes after a catch-all
+          }
         }
         vsRoutes.set(k, rs);
       }
       return rs;
     };
-    // VSs with a catch-all route go last so they do not shadow more specific VSs (Istio's ordering).
     const bound = (s: ServerRef) =>
-      inp.virtualServices
-        .filter((vs) =>
-          (vs.spec.gateways ?? []).some(
-            (g) => gatewayRef(g, vs.namespace) === `${s.gw.namespace}/${s.gw.name}`,
-          ),
-        )
-        .map((vs, i) => ({ vs, i, catchAll: routesOf(vs).some((r) => r.matchers.length === 0) }))
-        .sort((a, b) => Number(a.catchAll) - Number(b.catchAll) || a.i - b.i)
-        .map((x) => x.vs);
+      inp.virtualServices.filter((vs) =>
+        (vs.spec.gateways ?? []).some(
+          (g) => gatewayRef(g, vs.namespace) === `${s.gw.namespace}/${s.gw.name}`,
+        ),
+      );
     for (const s of servers) {
       const redirect = s.server.tls?.httpsRedirect === true;
       for (const sh of s.server.hosts) {
@@ -125,7 +124,11 @@ export function buildGatewayListeners(inp: GatewayInputs): Listener[] {
       Object.freeze({
         name: `${h}:${port}`,
         domains: Object.freeze([h]),
-        routes: Object.freeze(e.routes),
+        // Istio SortVHostRoutes: catch-all routes of merged VSs go last, other routes keep their order.
+        routes: Object.freeze([
+          ...e.routes.filter((r) => !catchAll.has(r)),
+          ...e.routes.filter((r) => catchAll.has(r)),
+        ]),
         ...(e.httpsRedirect ? { httpsRedirect: true } : {}),
       }),
     );

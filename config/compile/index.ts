@@ -9,7 +9,6 @@ import type { AnyResource, Destination, IstioKind, Resource } from '../types.js'
 import { buildClusters, clusterName, inboundCluster } from './clusters.js';
 import { buildGatewayListeners } from './gateway-listeners.js';
 import { buildRegistry } from './registry.js';
-import type { RouteContext } from './routes.js';
 import { buildSidecarListeners } from './sidecar-listeners.js';
 import { buildRuleIndex } from './traffic-policy.js';
 
@@ -42,18 +41,19 @@ export function configHash(resources: AnyResource[], identity: ProxyIdentity): s
     .slice(0, 16);
 }
 
-function deepFreeze<T>(o: T): T {
-  if (
-    o &&
-    typeof o === 'object' &&
-    !Object.isFrozen(o) &&
-    !(o instanceof Map) &&
-    !(o instanceof Set) &&
-    !ArrayBuffer.isView(o)
-  ) {
-    Object.freeze(o);
-    for (const v of Object.values(o)) deepFreeze(v);
+/** Freeze every object and array reachable from `o`, including ones a builder already froze
+ *  shallowly and the values of Maps. Maps, Sets, RegExps (a global regex writes lastIndex) and
+ *  Buffers stay as they are: the Snapshot types expose them read-only. */
+function deepFreeze<T>(o: T, seen: WeakSet<object> = new WeakSet()): T {
+  if (!o || typeof o !== 'object' || seen.has(o)) return o;
+  seen.add(o);
+  if (o instanceof Map) {
+    for (const v of o.values()) deepFreeze(v, seen);
+    return o;
   }
+  if (o instanceof Set || o instanceof RegExp || ArrayBuffer.isView(o)) return o;
+  Object.freeze(o);
+  for (const v of Object.values(o)) deepFreeze(v, seen);
   return o;
 }
 
@@ -63,12 +63,15 @@ export function compile(resources: AnyResource[], identity: ProxyIdentity): Snap
   const clusters = buildClusters(registry, ruleFor, identity);
   const warnings: string[] = [];
 
-  const resolve: RouteContext['resolve'] = (d: Destination, vsNamespace: string) => {
+  // Istio GetDestinationCluster: the destination's port, else the service's only port, else the
+  // listener port (sidecars); gateways fall back to port 80 or the first port.
+  const resolve = (d: Destination, vsNamespace: string, listenerPort?: number) => {
     const host = expandHost(d.host, vsNamespace);
     const svc = registry.lookup(host);
     const port =
       d.port?.number ??
       (svc && svc.ports.length === 1 ? svc.ports[0]?.number : undefined) ??
+      listenerPort ??
       svc?.ports.find((p) => p.number === 80)?.number ??
       svc?.ports[0]?.number ??
       80;

@@ -257,11 +257,15 @@ export function compileHttpRoute(
   };
 }
 
-/** Istio IsCatchAllRoute: no match, or a match block that matches everything. */
-export function isCatchAll(r: CompiledRoute, src: HTTPRoute): boolean {
-  if (r.matchers.length === 0) return true;
-  return (src.match ?? []).some(
+/** Istio IsCatchAllRoute: no match, or a match block that matches everything. Only blocks that
+ *  apply to this proxy and port count: Istio tests the Envoy routes it generated, and a block
+ *  for another gateway generates none. */
+export function isCatchAll(src: HTTPRoute, vsNamespace: string, ctx: RouteContext): boolean {
+  const blocks = src.match ?? [];
+  if (blocks.length === 0) return true;
+  return blocks.some(
     (m) =>
+      blockApplies(m, vsNamespace, ctx) &&
       (m.uri === undefined || m.uri.prefix === '/' || m.uri.regex === '.*' || m.uri.regex === '*') &&
       !m.method &&
       !m.authority &&

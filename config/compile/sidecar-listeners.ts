@@ -3,7 +3,7 @@
 
 import { CLUSTER_DOMAIN, expandHost, gatewayRef, hostCovers, labelsMatch } from '../names.js';
 import type { CompiledRoute, Listener, ProxyIdentity, VirtualHost } from '../snapshot.js';
-import type { Resource, SidecarSpec } from '../types.js';
+import type { Destination, Resource, SidecarSpec } from '../types.js';
 import { clusterName, inboundClusterName } from './clusters.js';
 import type { Registry, Service } from './registry.js';
 import { compileHttpRoute, isCatchAll, NO_HEADERS, type RouteContext } from './routes.js';
@@ -14,7 +14,12 @@ export interface SidecarInputs {
   virtualServices: Resource<'VirtualService'>[];
   sidecars: Resource<'Sidecar'>[];
   identity: ProxyIdentity;
-  resolve: RouteContext['resolve'];
+  /** Destination → cluster; `listenerPort` applies when neither the destination nor a single-port service names one. */
+  resolve: (
+    d: Destination,
+    vsNamespace: string,
+    listenerPort?: number,
+  ) => ReturnType<RouteContext['resolve']>;
 }
 
 /** The Sidecar resource for this workload: one whose selector matches, else the namespace default. */
@@ -119,7 +124,7 @@ export function buildSidecarListeners(inp: SidecarInputs): Listener[] {
       proxyNamespace: identity.namespace,
       port,
       gatewayRef,
-      resolve: (d, ns) => inp.resolve(d.port ? d : { ...d, port: { number: port } }, ns),
+      resolve: (d, ns) => inp.resolve(d, ns, port),
     };
     const out: CompiledRoute[] = [];
     const http = vs.spec.http ?? [];
@@ -129,7 +134,7 @@ export function buildSidecarListeners(inp: SidecarInputs): Listener[] {
       const r = compileHttpRoute(src, i, vs, ctx);
       if (!r) continue;
       out.push(r);
-      if (isCatchAll(r, src)) break;
+      if (isCatchAll(src, vs.namespace, ctx)) break;
     }
     return out.length > 0 ? out : [defaultRoute(host, port, svc)];
   };

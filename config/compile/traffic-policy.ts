@@ -23,50 +23,71 @@ import type {
 
 const MAX = 2 ** 32 - 1;
 
-/** The DestinationRules for one host, merged as Istio does (first subset name, first top-level policy win). */
+/** The DestinationRules for one host in one namespace, merged as Istio does (first subset name,
+ *  first top-level policy win). */
 export interface MergedRule {
   ref: string;
   trafficPolicy?: TrafficPolicy;
   subsets: Subset[];
 }
 
+const ROOT_NAMESPACE = 'istio-system';
+
+/**
+ * DestinationRule lookup as Istio's PushContext.destinationRule: the proxy's namespace, then the
+ * service's namespace, then the root namespace (a proxy in the root namespace starts with the
+ * service's). The first namespace with a rule for the host (exact, else the longest wildcard)
+ * wins; rules of different namespaces are never merged, and other namespaces are not consulted.
+ */
 export function buildRuleIndex(
   rules: Resource<'DestinationRule'>[],
   proxyNamespace: string,
-): (host: string) => MergedRule | undefined {
-  const byHost = new Map<string, Resource<'DestinationRule'>[]>();
+): (host: string, serviceNamespace: string) => MergedRule | undefined {
+  const byNs = new Map<string, Map<string, Resource<'DestinationRule'>[]>>();
   for (const r of rules) {
     const h = expandHost(r.spec.host, r.namespace);
-    const list = byHost.get(h) ?? [];
-    list.push(r);
-    byHost.set(h, list);
+    const hosts = byNs.get(r.namespace) ?? new Map<string, Resource<'DestinationRule'>[]>();
+    byNs.set(r.namespace, hosts);
+    hosts.set(h, [...(hosts.get(h) ?? []), r]);
   }
-  const merged = new Map<string, MergedRule>();
-  for (const [h, list] of byHost) {
-    // Visibility order: the proxy's namespace first, then the others in file order.
-    const ordered = [...list].sort(
-      (a, b) => Number(b.namespace === proxyNamespace) - Number(a.namespace === proxyNamespace),
-    );
-    const subsets: Subset[] = [];
-    const seen = new Set<string>();
-    let tp: TrafficPolicy | undefined;
-    for (const r of ordered) {
-      const spec: DestinationRuleSpec = r.spec;
-      if (!tp && spec.trafficPolicy) tp = spec.trafficPolicy;
-      for (const s of spec.subsets ?? [])
-        if (!seen.has(s.name)) {
-          seen.add(s.name);
-          subsets.push(s);
-        }
+  const index = new Map<string, { exact: Map<string, MergedRule>; wildcards: [string, MergedRule][] }>();
+  for (const [ns, hosts] of byNs) {
+    const exact = new Map<string, MergedRule>();
+    for (const [h, list] of hosts) {
+      const subsets: Subset[] = [];
+      const seen = new Set<string>();
+      let tp: TrafficPolicy | undefined;
+      for (const r of list) {
+        const spec: DestinationRuleSpec = r.spec;
+        if (!tp && spec.trafficPolicy) tp = spec.trafficPolicy;
+        for (const s of spec.subsets ?? [])
+          if (!seen.has(s.name)) {
+            seen.add(s.name);
+            subsets.push(s);
+          }
+      }
+      const first = list[0] as Resource<'DestinationRule'>;
+      exact.set(h, {
+        ref: `${first.namespace}/${first.name}`,
+        subsets,
+        ...(tp ? { trafficPolicy: tp } : {}),
+      });
     }
-    const first = ordered[0] as Resource<'DestinationRule'>;
-    merged.set(h, { ref: `${first.namespace}/${first.name}`, subsets, ...(tp ? { trafficPolicy: tp } : {}) });
+    const wildcards = [...exact].filter(([h]) => h.startsWith('*')).sort(([a], [b]) => b.length - a.length);
+    index.set(ns, { exact, wildcards });
   }
-  const wildcards = [...merged.keys()].filter((h) => h.startsWith('*')).sort((a, b) => b.length - a.length);
-  return (host: string) => {
-    const exact = merged.get(host);
-    if (exact) return exact;
-    for (const w of wildcards) if (hostCovers(w, host)) return merged.get(w);
+  return (host: string, serviceNamespace: string) => {
+    const order =
+      proxyNamespace === ROOT_NAMESPACE
+        ? [serviceNamespace, ROOT_NAMESPACE]
+        : [proxyNamespace, serviceNamespace, ROOT_NAMESPACE];
+    for (const ns of order) {
+      const i = index.get(ns);
+      if (!i) continue;
+      const exact = i.exact.get(host);
+      if (exact) return exact;
+      for (const [w, rule] of i.wildcards) if (hostCovers(w, host)) return rule;
+    }
     return undefined;
   };
 }
