@@ -7,6 +7,7 @@ import { Pool } from 'undici';
 import type { Cluster, Snapshot } from '../config/snapshot.js';
 import { createLoadBalancer } from './lb/registry.js';
 import { type Endpoint, type LoadBalancer, makeEndpoint } from './lb/types.js';
+import { OutlierDetector } from './outlier-detection.js';
 
 export interface ClusterRuntime {
   readonly config: Cluster;
@@ -16,10 +17,14 @@ export interface ClusterRuntime {
   active: number;
   pending: number;
   retriesActive: number;
+  /** Any circuit-breaker threshold below its 2^32-1 default (checked per request only then). */
+  readonly limited: boolean;
 }
 
 export interface ManagerDeps {
   random: () => number;
+  /** Milliseconds, monotonic. */
+  now?: () => number;
 }
 
 const MAX_PASSTHROUGH_POOLS = 256;
@@ -29,8 +34,14 @@ export class ClusterManager {
   private readonly endpointState = new Map<string, Endpoint>();
   private readonly passthroughPools = new Map<string, Pool>();
   private readonly clusterState = new Map<string, ClusterRuntime>();
+  private sweeps: NodeJS.Timeout[] = [];
+  readonly outlier: OutlierDetector;
+  /** Circuit-breaker trips (Envoy's upstream_rq_pending_overflow + retry overflow). */
+  readonly overflows = { requests: 0, retries: 0 };
 
-  constructor(private readonly deps: ManagerDeps) {}
+  constructor(private readonly deps: ManagerDeps) {
+    this.outlier = new OutlierDetector(deps.now ?? (() => performance.now()));
+  }
 
   /** Runtime clusters for a snapshot. Called once per snapshot, off the request path. */
   build(snapshot: Snapshot): ReadonlyMap<string, ClusterRuntime> {
@@ -55,6 +66,10 @@ export class ClusterManager {
         active: prev?.active ?? 0,
         pending: prev?.pending ?? 0,
         retriesActive: prev?.retriesActive ?? 0,
+        limited:
+          c.connectionPool.maxRequests < MAX_U32 ||
+          c.connectionPool.maxPendingRequests < MAX_U32 ||
+          c.connectionPool.maxConnections < MAX_U32,
       };
       out.set(c.name, rt);
     }
@@ -62,6 +77,18 @@ export class ClusterManager {
     this.clusterState.clear();
     for (const [k, v] of out) this.clusterState.set(k, v);
     this.prunePools(out);
+    for (const t of this.sweeps) clearInterval(t);
+    this.sweeps = [];
+    for (const rt of out.values()) {
+      const od = rt.config.outlierDetection;
+      if (!od || rt.endpoints.length === 0) continue;
+      const t = setInterval(
+        () => this.outlier.sweep(rt.endpoints),
+        Math.max(10, Math.min(od.intervalMs, 2 ** 31 - 1)),
+      );
+      t.unref();
+      this.sweeps.push(t);
+    }
     return out;
   }
 
@@ -117,6 +144,8 @@ export class ClusterManager {
   }
 
   async close(): Promise<void> {
+    for (const t of this.sweeps) clearInterval(t);
+    this.sweeps = [];
     const all = [...this.pools.values(), ...this.passthroughPools.values()];
     this.pools.clear();
     this.passthroughPools.clear();

@@ -2,7 +2,7 @@
 // pools with the route's timeout and retry policy; stream the response back with backpressure.
 
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Dispatcher } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 import { splitHostPort } from '../config/names.js';
 import type { CompiledRoute } from '../config/snapshot.js';
 import type { ClusterRuntime } from './cluster-manager.js';
@@ -10,6 +10,7 @@ import type { Exchange } from './exchange.js';
 import { applyHeaderOps, connectionTokens, HOP_BY_HOP } from './http-util.js';
 import type { Endpoint } from './lb/types.js';
 import { sendMirrors } from './mirror.js';
+import type { AttemptResult } from './outlier-detection.js';
 import {
   localReply,
   matchedPrefix,
@@ -201,10 +202,17 @@ class Forwarder {
     x.attempt++;
     const { ep, pool, host } = this.pick();
     if (!pool) return localReply(x, 'no_healthy_upstream', this.deps);
-    if (ep) {
+    const c = x.cluster;
+    if (ep && c) {
+      if (c.limited && overflows(c, pool as Pool)) {
+        this.deps.manager.overflows.requests++;
+        return localReply(x, 'overflow', this.deps);
+      }
       x.attempted ??= new Set();
       x.attempted.add(ep);
       ep.active++;
+      c.active++;
+      if (x.attempt > 1) c.retriesActive++;
     }
     x.endpoint = ep;
     x.upstreamHost = host ?? '-';
@@ -260,6 +268,12 @@ class Forwarder {
   private canRetry(): boolean {
     const p = this.route?.retry;
     if (!p || this.x.attempt > p.numRetries || this.req.streamed || this.x.done) return false;
+    const c = this.x.cluster;
+    if (c && c.retriesActive >= c.config.connectionPool.maxRetries) {
+      // Envoy's retry circuit breaker (upstream_rq_retry_overflow): answer with what we have.
+      this.deps.manager.overflows.retries++;
+      return false;
+    }
     return true;
   }
 
@@ -300,16 +314,21 @@ class Attempt {
   private resumeFn: (() => void) | undefined;
   private released = false;
 
+  private readonly retry: boolean;
+
   constructor(
     private readonly f: Forwarder,
     private readonly ep: Endpoint | undefined,
-  ) {}
+  ) {
+    this.retry = f.x.attempt > 1;
+  }
 
   startTimer(ms: number): void {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.discard) return;
       this.cancel();
+      this.outcome('local');
       this.f.failed(this, 'timeout');
     }, ms);
   }
@@ -324,7 +343,21 @@ class Attempt {
     if (this.released) return;
     this.released = true;
     if (this.timer) clearTimeout(this.timer);
-    if (this.ep) this.ep.active--;
+    if (this.ep) {
+      this.ep.active--;
+      const c = this.f.x.cluster;
+      if (c) {
+        c.active--;
+        if (this.retry) c.retriesActive--;
+      }
+    }
+  }
+
+  /** Outlier detection sees every attempt's result. */
+  private outcome(r: AttemptResult): void {
+    const c = this.f.x.cluster;
+    const od = c?.config.outlierDetection;
+    if (od && this.ep && c) this.f.deps.manager.outlier.record(od, c.endpoints, this.ep, r);
   }
 
   onConnect(abort: (err?: Error) => void): void {
@@ -337,6 +370,7 @@ class Attempt {
     const f = this.f;
     const x = f.x;
     if (status < 200) return true; // 1xx informational: not forwarded
+    this.outcome(status);
     if (f.shouldRetryStatus(status)) {
       this.discard = true;
       this.release();
@@ -394,6 +428,7 @@ class Attempt {
       x.res.destroy(err);
       return;
     }
+    this.outcome('local');
     this.f.failed(this, classify(err as Error & { code?: string }));
   }
 }
@@ -429,3 +464,14 @@ function responseHeaders(raw: Buffer[], x: Exchange, draining: boolean): Record<
 }
 
 export type { UpstreamRequest };
+
+/**
+ * Envoy's circuit breakers for one cluster: outstanding requests (http2MaxRequests), and pending
+ * requests (http1MaxPendingRequests) once every connection (maxConnections) is busy.
+ */
+function overflows(c: ClusterRuntime, pool: Pool): boolean {
+  const cp = c.config.connectionPool;
+  if (c.active >= cp.maxRequests) return true;
+  const st = pool.stats;
+  return st.running + st.queued >= cp.maxConnections && st.queued >= cp.maxPendingRequests;
+}
