@@ -3,6 +3,7 @@
 import { loadConfig } from '../config/load.js';
 import { formatError } from '../config/types.js';
 import { explain, parseExplainArgs } from './explain.js';
+import { kubeInjectCommand } from './kube-inject.js';
 import { UsageError } from './options.js';
 import { proxyConfigCommand } from './proxy-config.js';
 
@@ -52,6 +53,8 @@ export async function runCourier(argv: string[], io: Io = stdio): Promise<number
         for (const l of r.lines) (r.ok ? io.out : io.err)(l);
         return r.ok ? 0 : 1;
       }
+      case 'kube-inject':
+        return kubeInjectCommand(rest, io.out);
       case 'proxy-config':
         return await proxyConfigCommand(rest, io.out);
       case undefined:
