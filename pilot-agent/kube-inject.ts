@@ -95,7 +95,8 @@ export function injectObject(doc: unknown, opts: InjectOptions): Obj | undefined
   const out = structuredClone(doc);
   const template = path.length ? getIn(out, path) : out;
   if (!isObj(template)) return undefined;
-  const meta = (isObj(template.metadata) ? template.metadata : (template.metadata = {})) as Obj;
+  if (!isObj(template.metadata)) template.metadata = {};
+  const meta = template.metadata as Obj;
   const spec = template.spec;
   if (!isObj(spec) || !Array.isArray(spec.containers)) return undefined;
   const annotations = isObj(meta.annotations) ? meta.annotations : undefined;
@@ -115,8 +116,8 @@ export function injectObject(doc: unknown, opts: InjectOptions): Obj | undefined
     .map((p) => p.containerPort)
     .find((p): p is number => typeof p === 'number');
   containers.push(sidecarContainer(opts, labels, firstPort, spec));
-  const volumes = Array.isArray(spec.volumes) ? (spec.volumes as Obj[]) : (spec.volumes = []);
-  (volumes as Obj[]).push({ name: CONFIG_VOLUME, configMap: { name: opts.configMap } });
+  if (!Array.isArray(spec.volumes)) spec.volumes = [];
+  (spec.volumes as Obj[]).push({ name: CONFIG_VOLUME, configMap: { name: opts.configMap } });
   meta.annotations = {
     ...(annotations ?? {}),
     [STATUS_ANNOTATION]: JSON.stringify({ containers: [SIDECAR_NAME], volumes: [CONFIG_VOLUME] }),

@@ -26,6 +26,7 @@ for (const [name, file] of Object.entries(inputs)) {
   });
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: walking arbitrary Kubernetes manifests in assertions
 type Obj = Record<string, any>;
 const docs = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as Obj);
 
