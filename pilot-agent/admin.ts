@@ -106,8 +106,18 @@ export function adminHandler(agent: Agent) {
       case '/clusters':
         return json(res, 200, snap ? describeClusters(snap) : []);
       case '/stats':
-        res.writeHead(200, { 'content-type': 'text/plain' });
-        return res.end(agent.promText());
+      case '/stats/prometheus':
+        void agent.promText().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+            res.end(text);
+          },
+          (e: Error) => {
+            res.writeHead(500, { 'content-type': 'text/plain' });
+            res.end(`${e.message}\n`);
+          },
+        );
+        return;
       case '/quitquitquit':
         if (!post) break;
         res.writeHead(200, { 'content-type': 'text/plain' });

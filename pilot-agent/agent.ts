@@ -4,15 +4,18 @@
 // drains on SIGTERM. It never touches the request path.
 
 import cluster, { type Worker } from 'node:cluster';
+import { closeSync, openSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { AggregatorRegistry, Counter, Registry } from 'prom-client';
 import { compile } from '../config/compile/index.js';
 import type { ProxyIdentity } from '../config/snapshot.js';
 import { type AnyResource, formatError } from '../config/types.js';
+import { istioMetricsJSON, type MetricJSON, type WorkerMetrics, workloadName } from '../proxy/stats.js';
 import { adminHandler } from './admin.js';
 import type { ConfigSource } from './config-source.js';
 import type { AgentOptions } from './options.js';
-import type { AgentToWorker, WorkerToAgent } from './protocol.js';
+import { type AgentToWorker, WORKER_INIT_ENV, type WorkerInit, type WorkerToAgent } from './protocol.js';
 
 export interface ActiveConfig {
   version: string;
@@ -26,7 +29,20 @@ interface WorkerState {
   version: string;
   bound: boolean;
   clusters: unknown;
+  /** Said hello: its message handler is up (scrapes go only to these). */
+  hello: boolean;
 }
+
+/** One scrape in progress: the workers still to answer and what the others sent. */
+interface PendingScrape {
+  waiting: Set<number>;
+  results: WorkerMetrics[];
+  done: () => void;
+}
+
+const PROM_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+/** A worker that does not answer a scrape within this is left out of that scrape. */
+const SCRAPE_TIMEOUT_MS = 2000;
 
 export class Agent {
   active: ActiveConfig | undefined;
@@ -39,6 +55,10 @@ export class Agent {
   private restartDelayMs = 100;
   readonly identity: ProxyIdentity;
   readonly startedAt = Date.now();
+  /** The agent's own metrics; workers' metrics are merged in at scrape time. */
+  readonly registry = new Registry();
+  private scrapeSeq = 0;
+  private readonly scrapes = new Map<number, PendingScrape>();
 
   constructor(
     readonly opts: AgentOptions,
@@ -57,6 +77,28 @@ export class Agent {
           }
         : {}),
     };
+    const counters = this.counters;
+    const registers = [this.registry];
+    new Counter({
+      name: 'courier_config_reloads_total',
+      help: 'Config reloads by result.',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ result: 'success' }, counters.reloadsOk);
+        this.inc({ result: 'rejected' }, counters.reloadsRejected);
+      },
+    });
+    new Counter({
+      name: 'courier_worker_restarts_total',
+      help: 'Worker processes restarted after exiting.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(counters.workerRestarts);
+      },
+    });
   }
 
   /** Load + validate + compile. Returns true when a new config became active. */
@@ -113,6 +155,7 @@ export class Agent {
   async start(): Promise<void> {
     this.reload('startup');
     if (!this.active) throw new Error(`config in ${this.source.description} never validated`);
+    this.checkAccessLog();
     await this.startServers();
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({
@@ -124,16 +167,43 @@ export class Agent {
     this.stopWatch = this.source.watch(() => this.reload('file change'));
   }
 
+  /** A file access log must be writable before any worker starts (one clear start-up error). */
+  private checkAccessLog(): void {
+    const dest = this.opts.accessLog;
+    if (dest === 'off' || dest === '' || dest === '-' || dest === '/dev/stdout') return;
+    try {
+      closeSync(openSync(dest, 'a'));
+    } catch (e) {
+      throw new Error(`--access-log ${dest}: ${(e as Error).message}`);
+    }
+  }
+
+  private workerInit(): WorkerInit {
+    return {
+      identity: this.identity,
+      podName: this.opts.podName,
+      workload: workloadName(this.opts.podName),
+      accessLog: this.opts.accessLog,
+      accessLogFormat: this.opts.accessLogFormat,
+    };
+  }
+
   private fork(): void {
-    const w = cluster.fork({ COURIER_WORKER: '1', COURIER_LOG_LEVEL: this.opts.logLevel });
-    const state: WorkerState = { worker: w, version: '', bound: false, clusters: undefined };
+    const w = cluster.fork({
+      COURIER_WORKER: '1',
+      COURIER_LOG_LEVEL: this.opts.logLevel,
+      [WORKER_INIT_ENV]: JSON.stringify(this.workerInit()),
+    });
+    const state: WorkerState = { worker: w, version: '', bound: false, clusters: undefined, hello: false };
     this.workers.set(w.id, state);
     w.on('message', (m: WorkerToAgent) => this.onWorkerMessage(state, m));
   }
 
   private onWorkerMessage(s: WorkerState, m: WorkerToAgent): void {
-    if (m.t === 'hello') this.sendConfig(s.worker);
-    else if (m.t === 'applied') {
+    if (m.t === 'hello') {
+      s.hello = true;
+      this.sendConfig(s.worker);
+    } else if (m.t === 'applied') {
       s.version = m.version;
       s.bound = m.bound;
       for (const e of m.errors) this.log('error', `worker ${s.worker.id}: ${e}`);
@@ -141,11 +211,40 @@ export class Agent {
     } else if (m.t === 'fatal') {
       this.log('error', m.message);
       if (!this.ready && !this.workers.size) process.exitCode = 1;
+    } else if (m.t === 'metrics') {
+      const p = this.scrapes.get(m.id);
+      if (!p?.waiting.delete(s.worker.id)) return;
+      p.results.push(m.metrics);
+      if (p.waiting.size === 0) p.done();
     }
+  }
+
+  /** Every live worker's metrics; a worker that exits or stays silent is left out of this scrape. */
+  private scrapeWorkers(): Promise<WorkerMetrics[]> {
+    const id = ++this.scrapeSeq;
+    return new Promise((resolve) => {
+      const p: PendingScrape = { waiting: new Set(), results: [], done: () => {} };
+      const timer = setTimeout(() => p.done(), SCRAPE_TIMEOUT_MS);
+      timer.unref();
+      p.done = () => {
+        clearTimeout(timer);
+        this.scrapes.delete(id);
+        resolve(p.results);
+      };
+      this.scrapes.set(id, p);
+      const msg: AgentToWorker = { t: 'metrics', id };
+      for (const s of this.workers.values()) {
+        if (!s.hello || !s.worker.isConnected()) continue;
+        p.waiting.add(s.worker.id);
+        s.worker.send(msg);
+      }
+      if (p.waiting.size === 0) p.done();
+    });
   }
 
   private onWorkerExit(w: Worker, code: number | null, signal: string | null): void {
     this.workers.delete(w.id);
+    for (const p of this.scrapes.values()) if (p.waiting.delete(w.id) && p.waiting.size === 0) p.done();
     if (this.draining) return;
     this.counters.workerRestarts++;
     this.log('warn', `worker ${w.id} exited (${signal ?? code}); restarting in ${this.restartDelayMs}ms`);
@@ -160,7 +259,8 @@ export class Agent {
     const o = this.opts;
     const health = (path: string | undefined) =>
       path === '/healthz/ready' ? (this.ready ? 200 : 503) : undefined;
-    const simple = (extra?: (path: string) => [number, string] | undefined) =>
+    /** Health on every port; `/stats/prometheus` (and `/metrics` on status) where `scope` is set. */
+    const simple = (scope?: 'all' | 'proxy', paths: string[] = ['/stats/prometheus']) =>
       createServer((req, res) => {
         const path = (req.url ?? '/').split('?')[0] ?? '/';
         const h = health(path);
@@ -169,9 +269,21 @@ export class Agent {
           res.end(h === 200 ? '' : this.draining ? 'draining\n' : 'not ready\n');
           return;
         }
-        const r = extra?.(path);
-        res.writeHead(r?.[0] ?? 404, { 'content-type': 'text/plain' });
-        res.end(r?.[1] ?? '');
+        if (scope && paths.includes(path)) {
+          this.promText(scope).then(
+            (text) => {
+              res.writeHead(200, { 'content-type': PROM_CONTENT_TYPE });
+              res.end(text);
+            },
+            (e: Error) => {
+              res.writeHead(500, { 'content-type': 'text/plain' });
+              res.end(`${e.message}\n`);
+            },
+          );
+          return;
+        }
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('');
       });
     const listen = (s: Server, port: number, host: string, what: string) =>
       new Promise<void>((resolve, reject) => {
@@ -187,18 +299,8 @@ export class Agent {
     const admin = createServer(adminHandler(this));
     const servers: [Server, number, string, string][] = [
       [simple(), o.healthPort, '0.0.0.0', 'health'],
-      [
-        simple((p) => (p === '/stats/prometheus' || p === '/metrics' ? [200, this.promText()] : undefined)),
-        o.statusPort,
-        '0.0.0.0',
-        'status',
-      ],
-      [
-        simple((p) => (p === '/stats/prometheus' ? [200, this.promText()] : undefined)),
-        o.statsPort,
-        '0.0.0.0',
-        'stats',
-      ],
+      [simple('all', ['/stats/prometheus', '/metrics']), o.statusPort, '0.0.0.0', 'status'],
+      [simple('proxy'), o.statsPort, '0.0.0.0', 'stats'],
       [admin, o.adminPort, '127.0.0.1', 'admin'],
     ];
     for (const [s, port, host, what] of servers) {
@@ -207,18 +309,15 @@ export class Agent {
     }
   }
 
-  promText(): string {
-    const c = this.counters;
-    return [
-      '# HELP courier_config_reloads_total Config reloads by result.',
-      '# TYPE courier_config_reloads_total counter',
-      `courier_config_reloads_total{result="success"} ${c.reloadsOk}`,
-      `courier_config_reloads_total{result="rejected"} ${c.reloadsRejected}`,
-      '# HELP courier_worker_restarts_total Worker processes restarted after exiting.',
-      '# TYPE courier_worker_restarts_total counter',
-      `courier_worker_restarts_total ${c.workerRestarts}`,
-      '',
-    ].join('\n');
+  /**
+   * Prometheus text: `all` = the agent's metrics plus every worker's, summed per label set (status
+   * port); `proxy` = the workers' only (stats port, Envoy's own metrics in Istio).
+   */
+  async promText(scope: 'all' | 'proxy' = 'all'): Promise<string> {
+    const sets: MetricJSON[][] = [];
+    if (scope === 'all') sets.push((await this.registry.getMetricsAsJSON()) as unknown as MetricJSON[]);
+    for (const w of await this.scrapeWorkers()) sets.push([...w.metrics, ...istioMetricsJSON(w.istio)]);
+    return AggregatorRegistry.aggregate(sets).metrics();
   }
 
   /** SIGTERM: readiness 503 at once, workers stop accepting and drain, then exit. */

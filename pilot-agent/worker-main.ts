@@ -1,13 +1,48 @@
 // A worker process: compiles the documents the agent sends (compile is deterministic, so the
-// worker's snapshot has the agent's version), swaps it in and serves.
+// worker's snapshot has the agent's version), swaps it in and serves. Counts every request into
+// its own metrics registry (scraped by the agent over IPC) and writes the access log.
 
 import { compile } from '../config/compile/index.js';
+import { openAccessLog } from '../proxy/access-log.js';
+import { StatsObserver } from '../proxy/stats.js';
 import { ProxyWorker } from '../proxy/worker.js';
-import type { AgentToWorker, WorkerToAgent } from './protocol.js';
+import { type AgentToWorker, WORKER_INIT_ENV, type WorkerInit, type WorkerToAgent } from './protocol.js';
 
 const send = (m: WorkerToAgent) => process.send?.(m);
+
+function readInit(): WorkerInit {
+  const raw = process.env[WORKER_INIT_ENV];
+  if (raw) return JSON.parse(raw) as WorkerInit;
+  return {
+    identity: { mode: 'router', labels: {}, namespace: 'default' },
+    podName: 'courier',
+    workload: 'courier',
+    accessLog: 'off',
+    accessLogFormat: 'text',
+  };
+}
+
+const init = readInit();
+let accessLog: ReturnType<typeof openAccessLog>;
+try {
+  accessLog = openAccessLog(init.accessLog, init.accessLogFormat);
+} catch (e) {
+  process.stderr.write(`courier worker: access log ${init.accessLog}: ${(e as Error).message}\n`);
+}
+const observer = new StatsObserver({
+  identity: {
+    mode: init.identity.mode,
+    labels: init.identity.labels,
+    namespace: init.identity.namespace,
+    workload: init.workload,
+  },
+  accessLog,
+});
+process.on('exit', () => accessLog?.flushSync());
+
 const bindErrors: string[] = [];
 const worker = new ProxyWorker({
+  observer,
   onListenError: (l, err) => {
     const code = (err as Error & { code?: string }).code;
     bindErrors.push(
@@ -15,6 +50,15 @@ const worker = new ProxyWorker({
     );
   },
 });
+observer.bindUpstream(worker.manager);
+
+/** Drain listeners, flush the access log, exit. */
+function drainAndExit(ms: number): void {
+  void worker
+    .drain(ms)
+    .then(() => observer.close())
+    .then(() => process.exit(0));
+}
 
 let queue = Promise.resolve();
 
@@ -31,8 +75,10 @@ process.on('message', (m: AgentToWorker) => {
       }
     });
   } else if (m.t === 'drain') {
-    void worker.drain(m.ms).then(() => process.exit(0));
+    drainAndExit(m.ms);
     setTimeout(() => process.exit(0), m.ms + 500).unref();
+  } else if (m.t === 'metrics') {
+    void observer.exportForAgent().then((metrics) => send({ t: 'metrics', id: m.id, metrics }));
   }
 });
 
@@ -42,7 +88,7 @@ process.on('disconnect', () => process.exit(0));
 // Signals to the whole process group (Ctrl-C, `timeout`, a container runtime) reach workers too:
 // the agent drives the drain, so a worker only acts on them when it has lost its agent.
 const orphanExit = () => {
-  if (!process.connected) void worker.drain(1000).then(() => process.exit(0));
+  if (!process.connected) drainAndExit(1000);
 };
 process.on('SIGTERM', orphanExit);
 process.on('SIGINT', orphanExit);
