@@ -1,0 +1,85 @@
+// The runnable examples, as a user runs them: the quick start (npm start), bookinfo with a
+// sidecar per application, and egress through a gateway. One after another (fixed ports).
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import t from 'tap';
+import { ROOT, request, sleep } from '../helpers/procs.js';
+
+async function ready(ports: number[], ms = 30_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (const p of ports) {
+    while (Date.now() < deadline) {
+      const ok = await fetch(`http://127.0.0.1:${p}/healthz/ready`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
+      if (ok) break;
+      await sleep(100);
+    }
+  }
+  return Date.now() < deadline;
+}
+
+async function run(script: string): Promise<{ proc: ChildProcess; stop: () => Promise<number | null> }> {
+  const proc = spawn(process.execPath, [join(ROOT, 'examples', script)], { stdio: 'ignore' });
+  return {
+    proc,
+    stop: () =>
+      new Promise((r) => {
+        if (proc.exitCode !== null) return r(proc.exitCode);
+        proc.once('exit', (c) => r(c));
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+t.test('quick start: 90/10 split, header match, direct response, session affinity', async (t) => {
+  const qs = await run('quickstart/run.mjs');
+  t.teardown(qs.stop);
+  t.ok(await ready([15021]), 'gateway ready');
+  const hello = await request(8080, '/hello', { host: 'localhost' });
+  t.equal(hello.status, 200);
+  t.match(hello.headers['set-cookie'], /^session="/);
+  const jason = await request(8080, '/', { host: 'localhost', headers: { 'end-user': 'jason' } });
+  t.equal(JSON.parse(jason.body).version, 'v2');
+  t.equal((await request(8080, '/teapot', { host: 'localhost' })).status, 418);
+  const cookie = String(hello.headers['set-cookie']).split(';')[0] as string;
+  const first = JSON.parse(
+    (await request(8080, '/', { host: 'localhost', headers: { cookie } })).body,
+  ).instance;
+  for (let i = 0; i < 5; i++)
+    t.equal(
+      JSON.parse((await request(8080, '/', { host: 'localhost', headers: { cookie } })).body).instance,
+      first,
+    );
+  t.equal(await qs.stop(), 0);
+});
+
+t.test('bookinfo: gateway -> productpage -> reviews -> ratings through five sidecars', async (t) => {
+  const b = await run('bookinfo/run.mjs');
+  t.teardown(b.stop);
+  t.ok(await ready([19590, 19581, 19582, 19583, 19584, 19585]), 'gateway and sidecars ready');
+  const page = JSON.parse((await request(8080, '/productpage')).body);
+  t.equal(page.reviews.version, 'v3');
+  t.equal(page.reviews.ratings.service, 'ratings');
+  const jason = JSON.parse((await request(8080, '/productpage', { headers: { 'end-user': 'jason' } })).body);
+  t.equal(jason.reviews.version, 'v2');
+  t.equal(jason.reviews.stars, 'black');
+  const inbound = await (await fetch('http://127.0.0.1:19481/stats/prometheus')).text();
+  t.match(
+    inbound,
+    /istio_requests_total\{reporter="destination"[^}]*destination_service="productpage\.default\.svc\.cluster\.local"/,
+  );
+  t.equal(await b.stop(), 0);
+});
+
+t.test('egress: sidecar -> egress gateway -> external', async (t) => {
+  const e = await run('egress/run.mjs');
+  t.teardown(e.stop);
+  t.ok(await ready([19702, 19712]), 'ready');
+  const r = await request(19881, '/politics', { host: 'edition.example.com' });
+  t.equal(r.status, 200);
+  t.equal(JSON.parse(r.body).via, '127.0.0.1,127.0.0.1', 'two proxies on the way');
+  t.equal(await e.stop(), 0);
+});
