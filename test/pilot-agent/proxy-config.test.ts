@@ -10,7 +10,8 @@ import { COURIER, freePort, PILOT_AGENT, ROOT, startAgent, writeConfigDir } from
 const src = join(ROOT, 'examples', 'quickstart', 'config');
 const port = await freePort();
 const files: Record<string, string> = {};
-for (const f of readdirSync(src)) files[f] = readFileSync(join(src, f), 'utf8').replace('number: 8080', `number: ${port}`);
+for (const f of readdirSync(src))
+  files[f] = readFileSync(join(src, f), 'utf8').replace('number: 8080', `number: ${port}`);
 const agent = await startAgent({ configDir: writeConfigDir(files) });
 t.teardown(() => agent.stop());
 const admin = `http://127.0.0.1:${agent.admin}`;
