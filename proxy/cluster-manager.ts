@@ -1,18 +1,23 @@
 // Runtime side of clusters: endpoint objects with live counters, a load balancer per cluster,
 // and a keep-alive undici Pool per upstream endpoint. Rebuilt when a snapshot arrives; endpoint
 // state and pools survive reloads when the endpoint is unchanged, so counters and warm
-// connections carry over.
+// connections carry over. Hostnames of DNS clusters are resolved in the background
+// (dns-resolver.ts): one endpoint per resolved address, swapped into the live ClusterRuntime
+// when the address set changes.
 
 import { Pool } from 'undici';
-import type { Cluster, Snapshot } from '../config/snapshot.js';
+import type { Cluster, ClusterEndpoint, Snapshot } from '../config/snapshot.js';
+import { DnsResolver, type DnsResolverOptions, needsDns } from './dns-resolver.js';
+import { H1Pool } from './h1-pool.js';
 import { createLoadBalancer } from './lb/registry.js';
 import { type Endpoint, type LoadBalancer, makeEndpoint } from './lb/types.js';
 import { OutlierDetector } from './outlier-detection.js';
 
 export interface ClusterRuntime {
   readonly config: Cluster;
-  readonly endpoints: readonly Endpoint[];
-  readonly lb: LoadBalancer;
+  /** Replaced in place (with `lb`) when a DNS cluster's addresses change; new picks see them. */
+  endpoints: readonly Endpoint[];
+  lb: LoadBalancer;
   /** Requests in flight on this cluster (circuit breaking reads it). */
   active: number;
   pending: number;
@@ -25,39 +30,47 @@ export interface ManagerDeps {
   random: () => number;
   /** Milliseconds, monotonic. */
   now?: () => number;
+  /** Resolver for `dns` clusters: servers (COURIER_DNS_SERVERS), or a lookup injected by tests. */
+  dns?: DnsResolverOptions;
 }
 
 const MAX_PASSTHROUGH_POOLS = 256;
 
 export class ClusterManager {
   private readonly pools = new Map<string, Pool>();
+  private readonly fastPools = new Map<string, H1Pool>();
+  /** COURIER_FAST_PATH=0 sends everything through undici (for comparison and as an escape hatch). */
+  readonly fastPath = process.env.COURIER_FAST_PATH !== '0';
   private readonly endpointState = new Map<string, Endpoint>();
   private readonly passthroughPools = new Map<string, Pool>();
   private readonly clusterState = new Map<string, ClusterRuntime>();
   private sweeps: NodeJS.Timeout[] = [];
+  private readonly dns: DnsResolver;
+  /** DNS hostname -> names of the current clusters with an endpoint on it. */
+  private dnsClusters = new Map<string, string[]>();
   readonly outlier: OutlierDetector;
   /** Circuit-breaker trips (Envoy's upstream_rq_pending_overflow + retry overflow). */
   readonly overflows = { requests: 0, retries: 0 };
 
   constructor(private readonly deps: ManagerDeps) {
     this.outlier = new OutlierDetector(deps.now ?? (() => performance.now()));
+    this.dns = new DnsResolver(deps.dns ?? {}, (host) => this.onDnsChange(host));
   }
 
   /** Runtime clusters for a snapshot. Called once per snapshot, off the request path. */
   build(snapshot: Snapshot): ReadonlyMap<string, ClusterRuntime> {
     const out = new Map<string, ClusterRuntime>();
     const liveEndpoints = new Set<string>();
+    const dnsClusters = new Map<string, string[]>();
     for (const c of snapshot.clusters.values()) {
-      const eps = c.endpoints.map((e) => {
-        const id = `${c.name}|${e.address}|${e.port}|${e.weight}|${JSON.stringify(e.labels)}`;
-        liveEndpoints.add(id);
-        let ep = this.endpointState.get(id);
-        if (!ep) {
-          ep = makeEndpoint(e.address, e.port, e.labels, e.weight);
-          this.endpointState.set(id, ep);
-        }
-        return ep;
-      });
+      if (c.discovery === 'dns')
+        for (const e of c.endpoints)
+          if (needsDns(e.address)) {
+            const names = dnsClusters.get(e.address) ?? [];
+            if (!names.includes(c.name)) names.push(c.name);
+            dnsClusters.set(e.address, names);
+          }
+      const eps = this.endpointsOf(c, liveEndpoints);
       const prev = this.clusterState.get(c.name);
       const rt: ClusterRuntime = {
         config: c,
@@ -77,6 +90,8 @@ export class ClusterManager {
     this.clusterState.clear();
     for (const [k, v] of out) this.clusterState.set(k, v);
     this.prunePools(out);
+    this.dnsClusters = dnsClusters;
+    this.dns.sync(dnsClusters.keys());
     for (const t of this.sweeps) clearInterval(t);
     this.sweeps = [];
     for (const rt of out.values()) {
@@ -92,6 +107,45 @@ export class ClusterManager {
     return out;
   }
 
+  /** A cluster's endpoint objects (reused by id); DNS hostnames expand to their last good
+   * addresses, or stay as the hostname until the first answer. */
+  private endpointsOf(c: Cluster, live: Set<string>): Endpoint[] {
+    const out: Endpoint[] = [];
+    for (const e of c.endpoints) {
+      const resolved =
+        c.discovery === 'dns' && needsDns(e.address) ? this.dns.addresses(e.address) : undefined;
+      for (const address of resolved ?? [e.address]) {
+        const id = endpointId(c, address, e);
+        if (resolved && live.has(id)) continue; // two hostnames, one address
+        live.add(id);
+        let ep = this.endpointState.get(id);
+        if (!ep) {
+          ep = makeEndpoint(address, e.port, e.labels, e.weight);
+          this.endpointState.set(id, ep);
+        }
+        out.push(ep);
+      }
+    }
+    return out;
+  }
+
+  /** A DNS host's address set changed: rebuild the endpoints and LB of its clusters in place. */
+  private onDnsChange(host: string): void {
+    for (const name of this.dnsClusters.get(host) ?? []) {
+      const rt = this.clusterState.get(name);
+      if (!rt) continue;
+      const live = new Set<string>();
+      const eps = this.endpointsOf(rt.config, live);
+      for (const old of rt.endpoints) {
+        const id = endpointId(rt.config, old.address, old);
+        if (!live.has(id)) this.endpointState.delete(id);
+      }
+      rt.endpoints = eps;
+      rt.lb = createLoadBalancer(eps, rt.config.lb, { random: this.deps.random });
+    }
+    this.prunePools(this.clusterState);
+  }
+
   /** The keep-alive pool for an endpoint of a cluster. */
   pool(cluster: Cluster, ep: Endpoint): Pool {
     const key = poolKey(cluster, ep.address, ep.port);
@@ -99,6 +153,23 @@ export class ClusterManager {
     if (!p) {
       p = newPool(cluster, ep.address, ep.port);
       this.pools.set(key, p);
+    }
+    return p;
+  }
+
+  /** The raw HTTP/1.1 pool for an endpoint (requests without a streamed body). */
+  fastPool(cluster: Cluster, ep: Endpoint): H1Pool {
+    const key = poolKey(cluster, ep.address, ep.port);
+    let p = this.fastPools.get(key);
+    if (!p) {
+      const cp = cluster.connectionPool;
+      p = new H1Pool(ep.address, ep.port, {
+        connections: cp.maxConnections < MAX_U32 ? cp.maxConnections : 1_000_000,
+        connectTimeoutMs: cp.connectTimeoutMs,
+        keepAliveMs: Math.min(4_000, cp.idleTimeoutMs),
+        maxRequestsPerConnection: cp.maxRequestsPerConnection,
+      });
+      this.fastPools.set(key, p);
     }
     return p;
   }
@@ -123,6 +194,11 @@ export class ClusterManager {
     const live = new Set<string>();
     for (const rt of clusters.values())
       for (const ep of rt.endpoints) live.add(poolKey(rt.config, ep.address, ep.port));
+    for (const [k, p] of this.fastPools)
+      if (!live.has(k)) {
+        this.fastPools.delete(k);
+        void p.close();
+      }
     for (const [k, p] of this.pools)
       if (!live.has(k)) {
         this.pools.delete(k);
@@ -140,17 +216,34 @@ export class ClusterManager {
       running += p.stats.running;
       pending += p.stats.pending;
     }
+    for (const p of this.fastPools.values()) {
+      const st = p.stats;
+      connected += st.connected;
+      running += st.running;
+      pending += st.queued;
+    }
     return { pools: this.pools.size + this.passthroughPools.size, connected, running, pending };
   }
 
   async close(): Promise<void> {
+    this.dns.close();
     for (const t of this.sweeps) clearInterval(t);
     this.sweeps = [];
     const all = [...this.pools.values(), ...this.passthroughPools.values()];
+    for (const p of this.fastPools.values()) void p.close();
+    this.fastPools.clear();
     this.pools.clear();
     this.passthroughPools.clear();
     await Promise.all(all.map((p) => p.close().catch(() => {})));
   }
+}
+
+function endpointId(
+  c: Cluster,
+  address: string,
+  e: Pick<ClusterEndpoint, 'port' | 'weight' | 'labels'>,
+): string {
+  return `${c.name}|${address}|${e.port}|${e.weight}|${JSON.stringify(e.labels)}`;
 }
 
 function poolKey(c: Cluster, address: string, port: number): string {

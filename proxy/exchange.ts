@@ -7,6 +7,8 @@ import type { CompiledRoute, Listener, RequestView, WeightedDestination } from '
 import type { ClusterRuntime } from './cluster-manager.js';
 import type { Endpoint } from './lb/types.js';
 
+const NO_FLAGS: string[] = [];
+
 export class Exchange implements RequestView {
   method: string;
   path = '/';
@@ -17,7 +19,8 @@ export class Exchange implements RequestView {
 
   /** performance.now() at arrival. */
   readonly start: number;
-  readonly startTime: Date;
+  /** Wall clock at arrival (ms since the epoch); `startTime` builds a Date only when logged. */
+  readonly startEpoch: number;
   route: CompiledRoute | undefined;
   destination: WeightedDestination | undefined;
   cluster: ClusterRuntime | undefined;
@@ -26,7 +29,7 @@ export class Exchange implements RequestView {
   attempt = 0;
   attempted: Set<Endpoint> | undefined;
   /** Envoy response flags, e.g. ['UT'], logged as `UT` or `-`. */
-  flags: string[] = [];
+  flags: string[] = NO_FLAGS;
   details = '-';
   upstreamHost = '-';
   upstreamStart = 0;
@@ -49,14 +52,22 @@ export class Exchange implements RequestView {
     now: number,
   ) {
     this.start = now;
-    this.startTime = new Date();
+    this.startEpoch = Date.now();
     this.method = req.method ?? 'GET';
     this.authority = req.headers.host ?? '';
     this.headers = req.headers;
   }
 
+  get startTime(): Date {
+    return new Date(this.startEpoch);
+  }
+
+  /** Set by upstream I/O: cancels the attempt in flight when the downstream goes away. */
+  onAbort: (() => void) | undefined;
+
   flag(f: string): void {
-    if (!this.flags.includes(f)) this.flags.push(f);
+    if (this.flags === NO_FLAGS) this.flags = [f];
+    else if (!this.flags.includes(f)) this.flags.push(f);
   }
 
   get flagString(): string {

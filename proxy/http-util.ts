@@ -16,9 +16,11 @@ export const HOP_BY_HOP = new Set([
   'http2-settings',
 ]);
 
+const NONE: string[] = [];
+
 /** Header names listed in a Connection header (also hop-by-hop). */
 export function connectionTokens(v: string | string[] | undefined): string[] {
-  if (!v) return [];
+  if (!v || v === 'keep-alive' || v === 'close' || v === 'Keep-Alive') return NONE;
   const s = Array.isArray(v) ? v.join(',') : v;
   return s
     .split(',')

@@ -48,7 +48,10 @@ export function handleRequest(
   deps: ProxyDeps,
 ): void {
   const x = new Exchange(req, res, listener, deps.now());
-  res.once('close', () => finish(x, deps));
+  // One shared 'close' handler per response (no per-request closure): finish, log, count.
+  (res as ResWithExchange)[kExchange] = x;
+  (res as ResWithExchange)[kDeps] = deps;
+  res.on('close', onResponseClose);
   if (deps.draining) res.shouldKeepAlive = false;
 
   // Stage 1: framing, target and path normalisation. The codec already rejected CL+TE,
@@ -325,8 +328,19 @@ export function prepareRequestHeaders(x: Exchange): void {
     h['x-forwarded-proto'] = x.scheme;
 }
 
+const kExchange = Symbol('courier.exchange');
+const kDeps = Symbol('courier.deps');
+type ResWithExchange = ServerResponse & { [kExchange]?: Exchange; [kDeps]?: ProxyDeps };
+
+function onResponseClose(this: ResWithExchange): void {
+  const x = this[kExchange];
+  const deps = this[kDeps];
+  if (x && deps) finish(x, deps);
+}
+
 function finish(x: Exchange, deps: ProxyDeps): void {
   if (x.done) return;
+  if (!x.res.writableFinished) x.onAbort?.();
   x.done = true;
   if (x.routeTimer) clearTimeout(x.routeTimer);
   if (!x.res.writableFinished) {

@@ -32,6 +32,9 @@ interface UpstreamRequest {
   streamed: boolean;
 }
 
+/** RFC 9110 §9.2.2: safe to send twice. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
 const CONNECT_CODES = new Set([
   'ECONNREFUSED',
   'EHOSTUNREACH',
@@ -47,6 +50,7 @@ function classify(err: Error & { code?: string }): Failure {
   const code = err.code ?? '';
   if (CONNECT_CODES.has(code)) return 'connect';
   if (
+    err.name === 'HTTPParserError' ||
     code.startsWith('HPE_') ||
     code === 'UND_ERR_HEADERS_OVERFLOW' ||
     code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
@@ -149,6 +153,7 @@ function buildUpstreamRequest(x: Exchange): UpstreamRequest {
 /** Runs attempts for one request. */
 class Forwarder {
   private current: Attempt | undefined;
+  private resent = false;
   private readonly route: CompiledRoute | undefined;
 
   constructor(
@@ -166,9 +171,7 @@ class Forwarder {
     const timeout = this.route?.timeoutMs ?? 0;
     // Node fires timers over 2^31-1 ms at once; such timeouts are effectively none.
     if (timeout > 0 && timeout <= MAX_TIMER) x.routeTimer = setTimeout(() => this.onRouteTimeout(), timeout);
-    x.res.once('close', () => {
-      if (!x.res.writableFinished) this.current?.cancel();
-    });
+    x.onAbort = () => this.current?.cancel();
     this.attempt();
   }
 
@@ -193,7 +196,15 @@ class Forwarder {
     const avoid = this.route?.retry.retryOtherHosts !== false ? x.attempted : undefined;
     const ep = c.lb.pick({ hashKey: x.hashKey, attempted: avoid });
     if (!ep) return {};
-    return { ep, pool: this.deps.manager.pool(c.config, ep), host: ep.key };
+    const m = this.deps.manager;
+    // The raw HTTP/1.1 fast path serves every request whose body is absent or buffered; undici
+    // serves streamed bodies and unix-socket endpoints.
+    const fast = m.fastPath && !this.req.streamed && !ep.address.startsWith('unix://');
+    return {
+      ep,
+      pool: (fast ? m.fastPool(c.config, ep) : m.pool(c.config, ep)) as unknown as Dispatcher,
+      host: ep.key,
+    };
   }
 
   attempt(): void {
@@ -204,7 +215,7 @@ class Forwarder {
     if (!pool) return localReply(x, 'no_healthy_upstream', this.deps);
     const c = x.cluster;
     if (ep && c) {
-      if (c.limited && overflows(c, pool as Pool)) {
+      if (c.limited && overflows(c, pool as unknown as Pool)) {
         this.deps.manager.overflows.requests++;
         return localReply(x, 'overflow', this.deps);
       }
@@ -230,7 +241,6 @@ class Forwarder {
         path: this.req.path,
         headers,
         body: this.req.body as never,
-        ...(x.req.headers.upgrade ? {} : {}),
       },
       a as unknown as Dispatcher.DispatchHandler,
     );
@@ -290,6 +300,15 @@ class Forwarder {
 
   failed(a: Attempt, f: Failure): void {
     if (a !== this.current || this.x.done) return;
+    // The connection closed before a response head: typically a keep-alive socket the upstream
+    // closed just as this request went out. Re-send once, at once, when that is safe (idempotent
+    // method, replayable body), outside the route's retry policy (as Go's and curl's clients do).
+    if (f === 'reset' && !this.resent && !this.req.streamed && IDEMPOTENT.has(this.x.method)) {
+      this.resent = true;
+      this.current = undefined;
+      setImmediate(() => this.attempt());
+      return;
+    }
     if (this.retriableFailure(f)) {
       if (this.canRetry()) return this.retry();
       this.x.flag('URX');
@@ -469,7 +488,10 @@ export type { UpstreamRequest };
  * Envoy's circuit breakers for one cluster: outstanding requests (http2MaxRequests), and pending
  * requests (http1MaxPendingRequests) once every connection (maxConnections) is busy.
  */
-function overflows(c: ClusterRuntime, pool: Pool): boolean {
+function overflows(
+  c: ClusterRuntime,
+  pool: { readonly stats: { running: number; queued: number } },
+): boolean {
   const cp = c.config.connectionPool;
   if (c.active >= cp.maxRequests) return true;
   const st = pool.stats;

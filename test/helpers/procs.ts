@@ -42,7 +42,18 @@ export interface AgentHandle {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
-export async function startAgent(opts: {
+/** Start the agent; retried with fresh ports when a port picked by freePort() was taken meanwhile. */
+export async function startAgent(opts: Parameters<typeof startAgentOnce>[0]): Promise<AgentHandle> {
+  for (let i = 0; ; i++) {
+    try {
+      return await startAgentOnce(opts);
+    } catch (e) {
+      if (i >= 2 || !/address already in use/.test((e as Error).message) || opts.waitReady === false) throw e;
+    }
+  }
+}
+
+async function startAgentOnce(opts: {
   configDir: string;
   mode?: 'router' | 'sidecar';
   args?: string[];

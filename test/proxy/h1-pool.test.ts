@@ -1,0 +1,241 @@
+// The raw HTTP/1.1 fast path against raw upstream sockets: framing (Content-Length, chunked with
+// extensions and trailers, close-delimited), interim 1xx, HEAD/204/304, heads split across reads,
+// keep-alive reuse, maxRequestsPerConnection, the idle-socket race and protocol errors.
+
+import { createServer, type Socket } from 'node:net';
+import t from 'tap';
+import { H1Pool, type H1Request } from '../../proxy/h1-pool.js';
+
+type Reply = (sock: Socket, head: string) => void;
+
+async function server(reply: Reply): Promise<{ port: number; conns: () => number; close: () => void }> {
+  let conns = 0;
+  const socks = new Set<Socket>();
+  const s = createServer((sock) => {
+    conns++;
+    socks.add(sock);
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      let end = buf.indexOf('\r\n\r\n');
+      while (end >= 0) {
+        const head = buf.slice(0, end);
+        const len = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + len) return;
+        buf = buf.slice(end + 4 + len);
+        reply(sock, head);
+        end = buf.indexOf('\r\n\r\n');
+      }
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return {
+    port: (s.address() as { port: number }).port,
+    conns: () => conns,
+    close: () => {
+      for (const x of socks) x.destroy();
+      s.close();
+    },
+  };
+}
+
+interface Result {
+  status: number;
+  headers: string[];
+  body: string;
+  error?: string;
+}
+
+function send(pool: H1Pool, req: Partial<H1Request> = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let status = 0;
+    let headers: string[] = [];
+    pool.dispatch(
+      { method: 'GET', path: '/', headers: { host: 'x' }, body: null, ...req },
+      {
+        onConnect() {},
+        onHeaders(s, raw) {
+          status = s;
+          headers = raw;
+          return true;
+        },
+        onData(c) {
+          chunks.push(c);
+          return true;
+        },
+        onComplete() {
+          resolve({ status, headers, body: Buffer.concat(chunks).toString() });
+        },
+        onError(err: Error & { code?: string }) {
+          resolve({
+            status,
+            headers,
+            body: Buffer.concat(chunks).toString(),
+            error: err.code ?? err.message,
+          });
+        },
+      },
+    );
+  });
+}
+
+const opts = { connections: 4, connectTimeoutMs: 1000, keepAliveMs: 2000, maxRequestsPerConnection: 0 };
+
+t.test('content-length, keep-alive reuse and the serialised request head', async (t) => {
+  let seen = '';
+  const s = await server((sock, head) => {
+    seen = head;
+    sock.write(
+      'HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: 1\r\nset-cookie: a=1\r\nset-cookie: b=2\r\n\r\nhello',
+    );
+  });
+  t.teardown(s.close);
+  const pool = new H1Pool('127.0.0.1', s.port, opts);
+  const r = await send(pool, {
+    method: 'POST',
+    path: '/p?q=1',
+    headers: { host: 'h', 'x-m': ['1', '2'] },
+    body: Buffer.from('abc'),
+  });
+  t.equal(r.status, 200);
+  t.equal(r.body, 'hello');
+  t.same(r.headers, ['content-length', '5', 'x-a', '1', 'set-cookie', 'a=1', 'set-cookie', 'b=2']);
+  t.match(seen, /^POST \/p\?q=1 HTTP\/1\.1\r\nhost: h\r\nx-m: 1\r\nx-m: 2\r\ncontent-length: 3$/);
+  for (let i = 0; i < 5; i++) t.equal((await send(pool)).body, 'hello');
+  t.equal(s.conns(), 1, 'one keep-alive socket for sequential requests');
+  await pool.close();
+});
+
+t.test('chunked bodies with extensions and trailers, split across reads', async (t) => {
+  const s = await server((sock) => {
+    sock.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhel');
+    setTimeout(() => sock.write('lo\r\n6\r\n world\r'), 10);
+    setTimeout(() => sock.write('\n0\r\nx-trailer: t\r\n\r\n'), 20);
+  });
+  t.teardown(s.close);
+  const pool = new H1Pool('127.0.0.1', s.port, opts);
+  const r = await send(pool);
+  t.equal(r.body, 'hello world');
+  t.equal((await send(pool)).body, 'hello world', 'socket reusable after chunked');
+  t.equal(s.conns(), 1);
+  await pool.close();
+});
+
+t.test('a head split byte by byte; interim 100 and 103 responses are skipped', async (t) => {
+  const s = await server((sock) => {
+    const text =
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok';
+    let i = 0;
+    const tick = () => {
+      if (i < text.length) {
+        sock.write(text[i++] as string);
+        setImmediate(tick);
+      }
+    };
+    tick();
+  });
+  t.teardown(s.close);
+  const pool = new H1Pool('127.0.0.1', s.port, opts);
+  const r = await send(pool);
+  t.equal(r.status, 201);
+  t.equal(r.body, 'ok');
+  await pool.close();
+});
+
+t.test('HEAD, 204 and 304 have no body even with a content-length', async (t) => {
+  const s = await server((sock, head) => {
+    if (head.startsWith('HEAD')) sock.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n');
+    else if (head.includes('/204')) sock.write('HTTP/1.1 204 No Content\r\n\r\n');
+    else sock.write('HTTP/1.1 304 Not Modified\r\ncontent-length: 10\r\n\r\n');
+  });
+  t.teardown(s.close);
+  const pool = new H1Pool('127.0.0.1', s.port, opts);
+  t.same(await send(pool, { method: 'HEAD' }), { status: 200, headers: ['content-length', '100'], body: '' });
+  t.equal((await send(pool, { path: '/204' })).status, 204);
+  t.equal((await send(pool, { path: '/304' })).status, 304);
+  t.equal(s.conns(), 1, 'still one socket');
+  await pool.close();
+});
+
+t.test('close-delimited bodies and Connection: close are not reused', async (t) => {
+  const s = await server((sock, head) => {
+    if (head.includes('/close')) sock.end('HTTP/1.1 200 OK\r\n\r\nuntil the end');
+    else sock.end('HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok');
+  });
+  t.teardown(s.close);
+  const pool = new H1Pool('127.0.0.1', s.port, opts);
+  t.equal((await send(pool, { path: '/close' })).body, 'until the end');
+  t.equal((await send(pool)).body, 'ok');
+  t.equal((await send(pool)).body, 'ok');
+  t.equal(s.conns(), 3);
+  await pool.close();
+});
+
+t.test('maxRequestsPerConnection closes after N', async (t) => {
+  const s = await server((sock) => sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'));
+  t.teardown(s.close);
+  const pool = new H1Pool('127.0.0.1', s.port, { ...opts, maxRequestsPerConnection: 2 });
+  for (let i = 0; i < 4; i++) t.equal((await send(pool)).status, 200);
+  t.equal(s.conns(), 2);
+  await pool.close();
+});
+
+t.test('the idle-socket race replays an idempotent request once on a fresh socket', async (t) => {
+  let n = 0;
+  const s = await server((sock) => {
+    n++;
+    sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    if (n === 1) setTimeout(() => sock.destroy(), 30); // closes the kept-alive socket
+  });
+  t.teardown(s.close);
+  const pool = new H1Pool('127.0.0.1', s.port, opts);
+  t.equal((await send(pool)).body, 'ok');
+  await new Promise((r) => setTimeout(r, 30)); // race window: our idle socket is being closed
+  const r = await send(pool);
+  t.equal(r.body, 'ok');
+  t.notOk(r.error);
+  await pool.close();
+});
+
+t.test('errors: refused, reset before headers, body cut short, garbage, conflicting lengths', async (t) => {
+  const dead = new H1Pool('127.0.0.1', 1, opts);
+  t.equal((await send(dead)).error, 'ECONNREFUSED');
+  const s = await server((sock, head) => {
+    if (head.includes('/reset')) sock.destroy();
+    else if (head.includes('/cut')) {
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npart');
+      setTimeout(() => sock.destroy(), 10);
+    } else if (head.includes('/garbage')) sock.write('NOT HTTP AT ALL\r\n\r\n');
+    else sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok');
+  });
+  t.teardown(s.close);
+  const pool = new H1Pool('127.0.0.1', s.port, opts);
+  t.equal((await send(pool, { method: 'POST', path: '/reset' })).error, 'UND_ERR_SOCKET');
+  const cut = await send(pool, { path: '/cut' });
+  t.equal(cut.status, 200);
+  t.equal(cut.body, 'part');
+  t.equal(cut.error, 'UND_ERR_SOCKET');
+  t.equal((await send(pool, { path: '/garbage' })).error, 'HPE_INVALID');
+  t.equal((await send(pool, { path: '/lengths' })).error, 'HPE_INVALID');
+  await pool.close();
+  await dead.close();
+});
+
+t.test('connections limit queues requests', async (t) => {
+  const s = await server((sock) =>
+    setTimeout(() => sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'), 20),
+  );
+  t.teardown(s.close);
+  const pool = new H1Pool('127.0.0.1', s.port, { ...opts, connections: 1 });
+  const all = Promise.all([send(pool), send(pool), send(pool)]);
+  await new Promise((r) => setTimeout(r, 5));
+  t.equal(pool.stats.queued + pool.stats.running, 3);
+  t.same(
+    (await all).map((r) => r.status),
+    [200, 200, 200],
+  );
+  t.equal(s.conns(), 1);
+  await pool.close();
+});
