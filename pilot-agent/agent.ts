@@ -50,6 +50,7 @@ export class Agent {
   readonly workers = new Map<number, WorkerState>();
   readonly counters = { reloadsOk: 0, reloadsRejected: 0, workerRestarts: 0 };
   draining = false;
+  private everReady = false;
   private servers: Server[] = [];
   private stopWatch: (() => void) | undefined;
   private restartDelayMs = 100;
@@ -197,6 +198,9 @@ export class Agent {
     const state: WorkerState = { worker: w, version: '', bound: false, clusters: undefined, hello: false };
     this.workers.set(w.id, state);
     w.on('message', (m: WorkerToAgent) => this.onWorkerMessage(state, m));
+    // A send to a worker that just died (EPIPE, channel closed) is emitted here; unheard, it would
+    // take the agent down with it. The 'exit' that follows restarts the worker.
+    w.on('error', (e: Error) => this.log('warn', `worker ${w.id}: ${e.message}`));
   }
 
   private onWorkerMessage(s: WorkerState, m: WorkerToAgent): void {
@@ -208,6 +212,12 @@ export class Agent {
       s.bound = m.bound;
       for (const e of m.errors) this.log('error', `worker ${s.worker.id}: ${e}`);
       if (s.bound) this.restartDelayMs = 100;
+      if (this.ready) this.everReady = true;
+      else if (!this.everReady && m.errors.length > 0) {
+        // A listener that cannot bind at start-up is fatal: one clear line, exit 1 (SPEC.md).
+        process.stderr.write(`pilot-agent: ${m.errors[0]}\n`);
+        void this.shutdown(0).then(() => process.exit(1));
+      }
     } else if (m.t === 'fatal') {
       this.log('error', m.message);
       if (!this.ready && !this.workers.size) process.exitCode = 1;

@@ -280,3 +280,20 @@ t.test('a config that never validates: exit 1 with one clear line', async (t) =>
   t.equal(code, 1);
   t.match(agent.logs(), /never validated/);
 });
+
+t.test('a Gateway port already in use at start-up: exit 1 with one clear line', async (t) => {
+  const { createServer } = await import('node:net');
+  const blocker = createServer();
+  const port = await freePort();
+  await new Promise<void>((r) => blocker.listen(port, r));
+  t.teardown(() => blocker.close());
+  const dir = writeConfigDir({
+    'gw.yaml': gatewayYaml(port),
+    'vs.yaml': vs('  - directResponse: {status: 200}\n'),
+  });
+  const agent = await startAgent({ configDir: dir, waitReady: false });
+  const code =
+    agent.proc.exitCode ?? (await new Promise<number | null>((r) => agent.proc.once('exit', (c) => r(c))));
+  t.equal(code, 1);
+  t.match(agent.logs(), new RegExp(`pilot-agent: listener 0\\.0\\.0\\.0:${port}: address already in use`));
+});
