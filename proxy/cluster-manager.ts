@@ -225,6 +225,18 @@ export class ClusterManager {
     return { pools: this.pools.size + this.passthroughPools.size, connected, running, pending };
   }
 
+  resilience(): {
+    ejectionsTotal: number;
+    ejected: { cluster: string; endpoint: string }[];
+    overflows: { requests: number; retries: number };
+  } {
+    const ejected: { cluster: string; endpoint: string }[] = [];
+    for (const rt of this.clusterState.values())
+      for (const ep of rt.endpoints)
+        if (ep.ejected) ejected.push({ cluster: rt.config.name, endpoint: ep.key });
+    return { ejectionsTotal: this.outlier.ejectionsTotal, ejected, overflows: { ...this.overflows } };
+  }
+
   async close(): Promise<void> {
     this.dns.close();
     for (const t of this.sweeps) clearInterval(t);

@@ -330,6 +330,12 @@ class IstioMetric {
 /** What the worker gauges read (ClusterManager satisfies it). */
 export interface UpstreamStatsSource {
   stats(): { pools: number; connected: number; running: number; pending: number };
+  /** Outlier detection and circuit-breaker state (optional: tests may give only `stats`). */
+  resilience?(): {
+    ejectionsTotal: number;
+    ejected: { cluster: string; endpoint: string }[];
+    overflows: { requests: number; retries: number };
+  };
 }
 
 export interface StatsObserverOptions {
@@ -381,6 +387,38 @@ export class StatsObserver implements RequestObserver {
       registers,
       collect() {
         this.set(self.upstream?.stats().pending ?? 0);
+      },
+    });
+    new Counter({
+      name: 'courier_outlier_ejections_total',
+      help: 'Endpoints ejected by outlier detection.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.upstream?.resilience?.().ejectionsTotal ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'courier_endpoint_ejected',
+      help: 'Endpoints currently ejected by outlier detection (1 per endpoint).',
+      labelNames: ['cluster_name', 'endpoint'],
+      registers,
+      collect() {
+        this.reset();
+        for (const e of self.upstream?.resilience?.().ejected ?? [])
+          this.set({ cluster_name: e.cluster, endpoint: e.endpoint }, 1);
+      },
+    });
+    new Counter({
+      name: 'courier_upstream_rq_overflow_total',
+      help: 'Requests refused by a circuit breaker (kind=requests: pending/requests limits; retries: maxRetries).',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        const o = self.upstream?.resilience?.().overflows;
+        this.inc({ kind: 'requests' }, o?.requests ?? 0);
+        this.inc({ kind: 'retries' }, o?.retries ?? 0);
       },
     });
     const dropped = new Counter({

@@ -143,6 +143,19 @@ t.test(
     const fails = statuses.filter((s) => s === 500).length;
     t.equal(fails, 3, `exactly consecutive5xxErrors failures before ejection (${statuses.join(',')})`);
     t.same(statuses.slice(-20), Array(20).fill(200), 'traffic shifted to the healthy endpoint');
+    const m = await (await fetch(`http://127.0.0.1:${agent.status}/stats/prometheus`)).text();
+    t.match(
+      m,
+      new RegExp(
+        `courier_endpoint_ejected\\{cluster_name="outbound\\|80\\|\\|od\\.default\\.svc\\.cluster\\.local",endpoint="127\\.0\\.0\\.1:${bad.port}"\\} 1`,
+      ),
+    );
+    t.match(m, /courier_outlier_ejections_total [1-9]/);
+    t.match(
+      m,
+      /courier_upstream_rq_overflow_total\{kind="requests"\} [1-9]/,
+      'earlier circuit-breaker trips are counted',
+    );
     await sleep(1900);
     const later: number[] = [];
     for (let i = 0; i < 6; i++) later.push((await request(gw, '/od')).status);
