@@ -45,7 +45,7 @@ export function describeListeners(s: Snapshot) {
   }));
 }
 
-export function describeClusters(s: Snapshot) {
+export function describeClusters(s: Snapshot, ejected: ReadonlySet<string> = new Set()) {
   return [...s.clusters.values()].map((c) => ({
     name: c.name,
     service: c.host,
@@ -55,11 +55,11 @@ export function describeClusters(s: Snapshot) {
     lb_policy: c.lb.kind,
     hash_policy: c.hashPolicy ?? null,
     destination_rule: c.destinationRule ?? null,
-    endpoints: c.endpoints.map((e) => ({
-      address: `${e.address}:${e.port}`,
-      labels: e.labels,
-      weight: e.weight,
-    })),
+    endpoints: c.endpoints.map((e) => {
+      const address = e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+      const out = ejected.has(`${c.name}|${address}`);
+      return { address, labels: e.labels, weight: e.weight, health: out ? 'EJECTED' : 'HEALTHY' };
+    }),
   }));
 }
 
@@ -103,8 +103,14 @@ export function adminHandler(agent: Agent) {
         });
       case '/listeners':
         return json(res, 200, snap ? describeListeners(snap) : []);
-      case '/clusters':
-        return json(res, 200, snap ? describeClusters(snap) : []);
+      case '/clusters': {
+        if (!snap) return json(res, 200, []);
+        void agent.ejectedEndpoints().then(
+          (ejected) => json(res, 200, describeClusters(snap, ejected)),
+          () => json(res, 200, describeClusters(snap)),
+        );
+        return;
+      }
       case '/stats':
       case '/stats/prometheus':
         void agent.promText().then(

@@ -230,6 +230,16 @@ export class Agent {
   }
 
   /** Every live worker's metrics; a worker that exits or stays silent is left out of this scrape. */
+  /** Endpoints any worker currently has ejected (outlier detection), as `cluster|endpoint` keys. */
+  async ejectedEndpoints(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const w of await this.scrapeWorkers())
+      for (const m of w.metrics)
+        if (m.name === 'courier_endpoint_ejected')
+          for (const v of m.values) if (v.value > 0) out.add(`${v.labels.cluster_name}|${v.labels.endpoint}`);
+    return out;
+  }
+
   private scrapeWorkers(): Promise<WorkerMetrics[]> {
     const id = ++this.scrapeSeq;
     return new Promise((resolve) => {

@@ -151,6 +151,19 @@ t.test(
       ),
     );
     t.match(m, /courier_outlier_ejections_total [1-9]/);
+    const clusters = (await (await fetch(`http://127.0.0.1:${agent.admin}/clusters`)).json()) as {
+      name: string;
+      endpoints: { address: string; health: string }[];
+    }[];
+    const od = clusters.find((c) => c.name === 'outbound|80||od.default.svc.cluster.local');
+    t.same(
+      od?.endpoints.map((e) => [e.address, e.health]),
+      [
+        [`127.0.0.1:${good.port}`, 'HEALTHY'],
+        [`127.0.0.1:${bad.port}`, 'EJECTED'],
+      ],
+      'ejection visible in /clusters',
+    );
     t.match(
       m,
       /courier_upstream_rq_overflow_total\{kind="requests"\} [1-9]/,
