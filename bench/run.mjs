@@ -35,6 +35,7 @@ const HELP = `usage: npm run bench -- [options]
   --rate R              request rate of the latency run (default 2000 req/s)
   --latency-duration S  seconds per target in the latency run (default 5; 0 skips it)
   --scaling             also run courier --concurrency 1 vs 2
+  --calibrate           also run the ~40-line bare forwarder (node:http + undici), the issue's calibration point
   --no-nginx            skip nginx even when installed
   --quick               1 s warm-up, 1 round of 3 s, 3 s latency runs (under a minute)`;
 
@@ -47,6 +48,7 @@ function parseArgs(argv) {
     rate: 2000,
     latencyDuration: 5,
     scaling: false,
+    calibrate: false,
     nginx: true,
   };
   const num = (name, v) => {
@@ -78,6 +80,9 @@ function parseArgs(argv) {
         break;
       case '--scaling':
         o.scaling = true;
+        break;
+      case '--calibrate':
+        o.calibrate = true;
         break;
       case '--no-nginx':
         o.nginx = false;
@@ -396,6 +401,17 @@ async function startCourier(tmp, upstream, { concurrency, cpu, label }) {
   };
 }
 
+async function startBare(upstream, cpu) {
+  const h = launch(
+    'bare forwarder',
+    process.execPath,
+    [join(BENCH, 'bare-forwarder.mjs'), String(await freePort()), `http://127.0.0.1:${upstream.ports[0]}`],
+    { cpu },
+  );
+  const { port } = await waitJson(h);
+  return { name: 'bare forwarder', kind: 'bare', h, port };
+}
+
 async function startHttpProxy(upstream, cpu) {
   const h = launch(
     'http-proxy',
@@ -651,6 +667,7 @@ async function main() {
     courier.upstream = upstream;
     targets.push(courier);
     targets.push(await startHttpProxy(upstream, proxyCpu));
+    if (o.calibrate) targets.push(await startBare(upstream, proxyCpu));
     if (nginx) targets.push(await startNginx(nginx.bin, tmp, upstream, proxyCpu));
     targets.push({ name: 'direct', kind: 'direct', port: upstream.ports[0] });
     for (const t of targets) await preflight(t);
