@@ -1,7 +1,7 @@
 // Upgrade requests (WebSocket and others): routed like any request, then the two sockets are
 // piped both ways once the upstream answers 101.
 
-import type { IncomingMessage } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { splitHostPort } from '../config/names.js';
@@ -13,7 +13,7 @@ import { matchRoute, type ProxyDeps, type Runtime } from './request-path.js';
 function reject(sock: Socket, outcome: LocalOutcome): void {
   const r = LOCAL_REPLIES[outcome];
   sock.end(
-    `HTTP/1.1 ${r.status} ${r.status === 404 ? 'Not Found' : 'Service Unavailable'}\r\ncontent-length: ${r.body.length}\r\nconnection: close\r\n\r\n${r.body}`,
+    `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status]}\r\ncontent-length: ${r.body.length}\r\nconnection: close\r\n\r\n${r.body}`,
   );
 }
 
@@ -42,6 +42,7 @@ export function handleUpgrade(
     headers: req.headers,
   };
   let pool: Dispatcher | undefined;
+  let timeoutMs = 0;
   if (vh.fallback === 'passthrough') {
     const { host, port } = splitHostPort(authority);
     pool = deps.manager.passthroughPool(host, port ?? 80);
@@ -54,6 +55,7 @@ export function handleUpgrade(
     const ep = cluster.lb.pick({});
     if (!ep) return reject(sock, 'no_healthy_upstream');
     pool = deps.manager.pool(cluster.config, ep);
+    timeoutMs = route.timeoutMs;
   }
   const headers: Record<string, string | string[]> = {};
   const drop = connectionTokens(req.headers.connection);
@@ -62,10 +64,33 @@ export function handleUpgrade(
     headers[k] = v;
   }
   const upgrade = String(req.headers.upgrade ?? 'websocket');
+  // Until the upstream answers, the route timeout applies and a client that leaves cancels it.
+  let abort: ((err?: Error) => void) | undefined;
+  let settled = false;
+  let timer: NodeJS.Timeout | undefined;
+  const settle = () => {
+    settled = true;
+    if (timer) clearTimeout(timer);
+    sock.off('close', onDownstreamClose);
+  };
+  const onDownstreamClose = () => {
+    settle();
+    abort?.();
+  };
+  sock.once('close', onDownstreamClose);
+  if (timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)
+    timer = setTimeout(() => {
+      settle();
+      abort?.();
+      reject(sock, 'timeout');
+    }, timeoutMs);
   pool.dispatch(
     { method: req.method ?? 'GET', path: url, headers, upgrade } as Dispatcher.DispatchOptions,
     {
-      onConnect() {},
+      onConnect(a: (err?: Error) => void) {
+        abort = a;
+        if (settled) a();
+      },
       onHeaders() {
         return true;
       },
@@ -73,9 +98,13 @@ export function handleUpgrade(
         return true;
       },
       onComplete() {
+        if (settled) return;
+        settle();
         reject(sock, 'connection_termination');
       },
       onUpgrade(status: number, raw: Buffer[] | string[] | null, up: Socket) {
+        if (settled) return void up.destroy();
+        settle();
         let out = `HTTP/1.1 ${status} Switching Protocols\r\n`;
         const r = raw ?? [];
         for (let i = 0; i < r.length; i += 2) out += `${String(r[i])}: ${String(r[i + 1])}\r\n`;
@@ -87,6 +116,8 @@ export function handleUpgrade(
         sock.pipe(up);
       },
       onError() {
+        if (settled) return;
+        settle();
         reject(sock, 'connect_failure');
       },
     } as unknown as Dispatcher.DispatchHandler,

@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Listener, Snapshot } from '../config/snapshot.js';
 import { ClusterManager } from './cluster-manager.js';
+import { parseDnsServers } from './dns-resolver.js';
 import type { Exchange } from './exchange.js';
 import { handleRequest, type ProxyDeps, type RequestObserver, type Runtime } from './request-path.js';
 import { handleUpgrade } from './upgrade.js';
@@ -16,6 +17,8 @@ export interface WorkerOptions {
   maxBufferedBody?: number;
   /** Called when a listener fails to bind (port in use, ...). */
   onListenError?: (l: Listener, err: Error) => void;
+  /** DNS servers for `dns` clusters (`ip[:port]`); default env COURIER_DNS_SERVERS, else the system's. */
+  dnsServers?: string[];
 }
 
 interface ServingListener {
@@ -36,7 +39,8 @@ export class ProxyWorker {
 
   constructor(private readonly opts: WorkerOptions = {}) {
     const random = opts.random ?? Math.random;
-    this.manager = new ClusterManager({ random });
+    const servers = opts.dnsServers ?? parseDnsServers(process.env.COURIER_DNS_SERVERS);
+    this.manager = new ClusterManager({ random, dns: servers ? { servers } : {} });
     this.deps = {
       manager: this.manager,
       random,
