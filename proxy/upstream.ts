@@ -7,6 +7,7 @@ import { splitHostPort } from '../config/names.js';
 import type { CompiledRoute } from '../config/snapshot.js';
 import type { ClusterRuntime } from './cluster-manager.js';
 import type { Exchange } from './exchange.js';
+import { H1Pool } from './h1-pool.js';
 import { applyHeaderOps, connectionTokens, HOP_BY_HOP } from './http-util.js';
 import type { Endpoint } from './lb/types.js';
 import { sendMirrors } from './mirror.js';
@@ -154,6 +155,8 @@ function buildUpstreamRequest(x: Exchange): UpstreamRequest {
 class Forwarder {
   private current: Attempt | undefined;
   private resent = false;
+  /** The attempt in flight went through the raw HTTP/1.1 pool, which replays idle-socket races itself. */
+  private viaH1Pool = false;
   private readonly route: CompiledRoute | undefined;
 
   constructor(
@@ -213,6 +216,7 @@ class Forwarder {
     x.attempt++;
     const { ep, pool, host } = this.pick();
     if (!pool) return localReply(x, 'no_healthy_upstream', this.deps);
+    this.viaH1Pool = pool instanceof H1Pool;
     const c = x.cluster;
     if (ep && c) {
       if (c.limited && overflows(c, pool as unknown as Pool)) {
@@ -303,7 +307,15 @@ class Forwarder {
     // The connection closed before a response head: typically a keep-alive socket the upstream
     // closed just as this request went out. Re-send once, at once, when that is safe (idempotent
     // method, replayable body), outside the route's retry policy (as Go's and curl's clients do).
-    if (f === 'reset' && !this.resent && !this.req.streamed && IDEMPOTENT.has(this.x.method)) {
+    // Only for undici pools (passthrough, unix sockets, COURIER_FAST_PATH=0): H1Pool replays the
+    // race itself, precisely (a reused socket, no byte back).
+    if (
+      f === 'reset' &&
+      !this.resent &&
+      !this.viaH1Pool &&
+      !this.req.streamed &&
+      IDEMPOTENT.has(this.x.method)
+    ) {
       this.resent = true;
       this.current = undefined;
       setImmediate(() => this.attempt());
