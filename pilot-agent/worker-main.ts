@@ -2,10 +2,11 @@
 // worker's snapshot has the agent's version), swaps it in and serves. Counts every request into
 // its own metrics registry (scraped by the agent over IPC) and writes the access log.
 
+import { Counter } from 'prom-client';
 import { compile } from '../config/compile/index.js';
 import { openAccessLog } from '../proxy/access-log.js';
 import { StatsObserver } from '../proxy/stats.js';
-import { ProxyWorker } from '../proxy/worker.js';
+import { DEFAULT_MAX_CONNECTIONS, ProxyWorker } from '../proxy/worker.js';
 import { type AgentToWorker, WORKER_INIT_ENV, type WorkerInit, type WorkerToAgent } from './protocol.js';
 
 const send = (m: WorkerToAgent) => process.send?.(m);
@@ -40,17 +41,66 @@ const observer = new StatsObserver({
 });
 process.on('exit', () => accessLog?.flushSync());
 
+/** A positive integer from the environment, else the default (with a warning when malformed). */
+function envLimit(name: string, dflt: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (Number.isInteger(n) && n > 0) return n;
+  process.stderr.write(
+    `courier worker: ${name}=${JSON.stringify(raw)} is not a positive integer; using ${dflt}\n`,
+  );
+  return dflt;
+}
+
 const bindErrors: string[] = [];
 const worker = new ProxyWorker({
   observer,
+  maxConnections: envLimit('COURIER_MAX_CONNECTIONS', DEFAULT_MAX_CONNECTIONS),
   onListenError: (l, err) => {
     const code = (err as Error & { code?: string }).code;
     bindErrors.push(
       `listener ${l.address}:${l.port}: ${code === 'EADDRINUSE' ? 'address already in use' : err.message}`,
     );
   },
+  onServerError: (l, err) => rateLimitedLog(`listener ${l.address}:${l.port}: ${err.message}`),
 });
 observer.bindUpstream(worker.manager);
+
+// Staying up: what this worker refused or survived, merged into the agent's /stats/prometheus.
+const unhandled = { rejection: 0, exception: 0 };
+new Counter({
+  name: 'courier_downstream_cx_overflow_total',
+  help: 'Downstream connections closed at accept: the listener was at COURIER_MAX_CONNECTIONS.',
+  registers: [observer.registry],
+  collect() {
+    this.reset();
+    this.inc(worker.counters.connectionsOverflowed);
+  },
+});
+new Counter({
+  name: 'courier_worker_unhandled_errors_total',
+  help: 'Unhandled promise rejections and I/O error events a worker logged and kept serving through.',
+  labelNames: ['kind'],
+  registers: [observer.registry],
+  collect() {
+    this.reset();
+    this.inc({ kind: 'rejection' }, unhandled.rejection);
+    this.inc({ kind: 'exception' }, unhandled.exception);
+  },
+});
+
+let logBudget = 0;
+let logWindow = 0;
+/** At most 10 lines a second: a flood of one failure must not become a flood of log lines. */
+function rateLimitedLog(msg: string): void {
+  const now = Date.now();
+  if (now - logWindow > 1000) {
+    logWindow = now;
+    logBudget = 10;
+  }
+  if (logBudget-- > 0) process.stderr.write(`courier worker: ${msg}\n`);
+}
 
 /** Drain listeners, flush the access log, exit. */
 function drainAndExit(ms: number): void {
@@ -92,8 +142,27 @@ const orphanExit = () => {
 };
 process.on('SIGTERM', orphanExit);
 process.on('SIGINT', orphanExit);
+
+/**
+ * An 'error' event of one connection or stream that nobody listened for: it comes from that
+ * connection's I/O on its own tick and leaves no shared state half-updated, so the worker logs it
+ * and keeps serving every other connection. Anything else may have left state inconsistent: exit
+ * and let the agent start a fresh worker.
+ */
+const IO_ERROR =
+  /^(E(CONNRESET|PIPE|CONNABORTED|CONNREFUSED|TIMEDOUT|HOSTUNREACH|NETUNREACH|MFILE|NFILE|NOBUFS|CANCELED)|ERR_STREAM_(DESTROYED|PREMATURE_CLOSE|WRITE_AFTER_END|ALREADY_FINISHED)|ERR_SOCKET_CLOSED|UND_ERR_|HPE_)/;
+
+process.on('unhandledRejection', (reason) => {
+  unhandled.rejection++;
+  rateLimitedLog(`unhandled rejection (kept serving): ${(reason as Error)?.stack ?? reason}`);
+});
 process.on('uncaughtException', (e: Error & { code?: string }) => {
-  if (!process.connected || e.code === 'EPIPE' || e.code === 'ERR_IPC_CHANNEL_CLOSED') process.exit(0);
+  if (!process.connected || e.code === 'ERR_IPC_CHANNEL_CLOSED') process.exit(0);
+  if (e.code && IO_ERROR.test(e.code)) {
+    unhandled.exception++;
+    rateLimitedLog(`unhandled I/O error (kept serving): ${e.stack ?? e}`);
+    return;
+  }
   process.stderr.write(`courier worker: uncaught: ${e.stack ?? e}\n`);
   process.exit(70);
 });

@@ -17,6 +17,13 @@ export interface WorkerOptions {
   maxBufferedBody?: number;
   /** Called when a listener fails to bind (port in use, ...). */
   onListenError?: (l: Listener, err: Error) => void;
+  /**
+   * Downstream connections each listener of this worker holds at most (Node's
+   * `server.maxConnections`); connections beyond it are closed as soon as they are accepted.
+   */
+  maxConnections?: number;
+  /** A listening socket failed after binding (accept errors); it keeps listening. */
+  onServerError?: (l: Listener, err: Error) => void;
   /** DNS servers for `dns` clusters (`ip[:port]`); default env COURIER_DNS_SERVERS, else the system's. */
   dnsServers?: string[];
 }
@@ -30,12 +37,17 @@ interface ServingListener {
 
 const NOOP_OBSERVER: RequestObserver = { onComplete: (_x: Exchange) => {} };
 
+/** Default per-listener, per-worker downstream connection limit. */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+
 export class ProxyWorker {
   private runtime: Runtime | undefined;
   private listenersByKey = new Map<string, Listener>();
   private readonly serving = new Map<string, ServingListener>();
   readonly deps: ProxyDeps;
   readonly manager: ClusterManager;
+  /** Downstream connections closed at accept because a listener was at `maxConnections`. */
+  readonly counters = { connectionsOverflowed: 0 };
 
   constructor(private readonly opts: WorkerOptions = {}) {
     const random = opts.random ?? Math.random;
@@ -88,8 +100,10 @@ export class ProxyWorker {
       headersTimeout: 60_000,
       requestTimeout: 0,
     });
+    server.maxConnections = this.opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     const s: ServingListener = { key, server, sockets: new Set(), bound: false };
     this.serving.set(key, s);
+    server.on('drop', () => this.counters.connectionsOverflowed++);
     server.on('connection', (sock: Socket) => {
       s.sockets.add(sock);
       sock.once('close', () => s.sockets.delete(sock));
@@ -103,13 +117,17 @@ export class ProxyWorker {
     });
     server.on('clientError', (err: Error & { code?: string }, sock: Socket) => clientError(err, sock));
     return new Promise((resolve) => {
-      server.once('error', (err) => {
+      const onBindError = (err: Error) => {
         this.serving.delete(key);
         this.opts.onListenError?.(l, err);
         resolve();
-      });
+      };
+      server.once('error', onBindError);
       server.listen({ port: l.port, host: l.address === '0.0.0.0' ? undefined : l.address }, () => {
         s.bound = true;
+        // From here an 'error' is an accept failure (EMFILE, ...): the listener stays up.
+        server.off('error', onBindError);
+        server.on('error', (err) => this.opts.onServerError?.(l, err));
         resolve();
       });
     });
