@@ -198,6 +198,8 @@ export interface ConnectionPoolConfig {
   readonly maxRetries: number;
   readonly idleTimeoutMs: number;
   readonly maxConnectionDurationMs: number;
+  /** TCP keepalive probe idle time (tcpKeepalive.time); 0 = leave the socket at the OS default (off). */
+  readonly tcpKeepaliveMs: number;
 }
 
 export interface OutlierDetectionConfig {

@@ -168,6 +168,8 @@ export class ClusterManager {
         connectTimeoutMs: cp.connectTimeoutMs,
         keepAliveMs: Math.min(4_000, cp.idleTimeoutMs),
         maxRequestsPerConnection: cp.maxRequestsPerConnection,
+        maxConnectionDurationMs: cp.maxConnectionDurationMs,
+        tcpKeepaliveMs: cp.tcpKeepaliveMs,
       });
       this.fastPools.set(key, p);
     }
@@ -260,7 +262,7 @@ function endpointId(
 
 function poolKey(c: Cluster, address: string, port: number): string {
   const cp = c.connectionPool;
-  return `${address}|${port}|${cp.maxConnections}|${cp.connectTimeoutMs}|${cp.idleTimeoutMs}|${cp.maxRequestsPerConnection}`;
+  return `${address}|${port}|${cp.maxConnections}|${cp.connectTimeoutMs}|${cp.idleTimeoutMs}|${cp.maxRequestsPerConnection}|${cp.maxConnectionDurationMs}|${cp.tcpKeepaliveMs}`;
 }
 
 function origin(address: string, port: number): string {

@@ -32,6 +32,10 @@ export interface H1PoolOptions {
   keepAliveMs: number;
   /** 0 = unlimited. */
   maxRequestsPerConnection: number;
+  /** Close a connection once it is this old (tcp.maxConnectionDuration); 0 = never. */
+  maxConnectionDurationMs?: number;
+  /** Enable TCP keepalive probes after this idle time (tcp.tcpKeepalive.time); 0 = off. */
+  tcpKeepaliveMs?: number;
 }
 
 class H1Error extends Error {
@@ -71,6 +75,7 @@ class Conn {
   private gotBytes = false;
   requests = 0;
   reused = false;
+  expired = false;
   idleTimer: NodeJS.Timeout | undefined;
   closed = false;
   private chunkLine: Buffer | undefined;
@@ -93,6 +98,17 @@ class Conn {
     s.once('connect', () => {
       if (timer) clearTimeout(timer);
       timer = undefined;
+      const o = pool.opts;
+      if (o.tcpKeepaliveMs) s.setKeepAlive(true, o.tcpKeepaliveMs);
+      if (o.maxConnectionDurationMs) {
+        // Envoy max_connection_duration: finish the exchange in flight, then close.
+        const t = setTimeout(() => {
+          this.expired = true;
+          if (!this.handler) s.destroy();
+        }, o.maxConnectionDurationMs);
+        t.unref();
+        s.once('close', () => clearTimeout(t));
+      }
       connected(this);
     });
     s.on('data', (d: Buffer) => this.onData(d));
@@ -176,7 +192,7 @@ class Conn {
     this.state = 'idle';
     if (this.socket.isPaused()) this.socket.resume();
     h?.onComplete(trailers);
-    if (this.keepAlive && !this.closed) this.pool.release(this);
+    if (this.keepAlive && !this.closed && !this.expired) this.pool.release(this);
     else this.socket.destroy();
   }
 

@@ -191,6 +191,7 @@ export function connectionPool(cp: ConnectionPoolSettings | undefined): Connecti
     maxRetries: n(cp?.http?.maxRetries),
     idleTimeoutMs: ms(cp?.http?.idleTimeout ?? cp?.tcp?.idleTimeout, 3_600_000),
     maxConnectionDurationMs: ms(cp?.tcp?.maxConnectionDuration, 0),
+    tcpKeepaliveMs: cp?.tcp?.tcpKeepalive ? ms(cp.tcp.tcpKeepalive.time, 7_200_000) : 0,
   };
 }
 

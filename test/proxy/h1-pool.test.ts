@@ -239,3 +239,23 @@ t.test('connections limit queues requests', async (t) => {
   t.equal(s.conns(), 1);
   await pool.close();
 });
+
+t.test(
+  'maxConnectionDuration retires a connection after its age; keepalive probes can be enabled',
+  async (t) => {
+    const s = await server((sock) => sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'));
+    t.teardown(s.close);
+    const pool = new H1Pool('127.0.0.1', s.port, {
+      ...opts,
+      maxConnectionDurationMs: 100,
+      tcpKeepaliveMs: 1000,
+    });
+    t.equal((await send(pool)).status, 200);
+    t.equal((await send(pool)).status, 200);
+    t.equal(s.conns(), 1, 'reused while young');
+    await new Promise((r) => setTimeout(r, 150));
+    t.equal((await send(pool)).status, 200);
+    t.equal(s.conns(), 2, 'a new connection once the first expired');
+    await pool.close();
+  },
+);
