@@ -356,6 +356,7 @@ spec:
     maxRetries: MAX,
     idleTimeoutMs: 3_600_000,
     maxConnectionDurationMs: 0,
+    tcpKeepaliveMs: 0,
   });
   t.match(c?.outlierDetection, {
     consecutive5xxErrors: 5,
