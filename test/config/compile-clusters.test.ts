@@ -2,8 +2,8 @@
 // DestinationRule traffic policy per cluster and how a proxy finds its DestinationRule.
 
 import t from 'tap';
-import { lbPolicy } from '../../config/compile/traffic-policy.js';
-import type { Cluster } from '../../config/snapshot.js';
+import { lbPolicy } from '../../dist/config/compile/traffic-policy.js';
+import type { Cluster } from '../../dist/config/snapshot.js';
 import { compileYaml, GATEWAY, SIDECAR, service } from './compile-fixtures.js';
 
 const MAX = 2 ** 32 - 1;

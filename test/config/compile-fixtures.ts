@@ -2,8 +2,8 @@
 // validate it with the real loader, compile it, and ask the snapshot the questions the data path asks.
 
 import type { Test } from 'tap';
-import { compile } from '../../config/compile/index.js';
-import { loadConfig } from '../../config/load.js';
+import { compile } from '../../dist/config/compile/index.js';
+import { loadConfig } from '../../dist/config/load.js';
 import type {
   CompiledRoute,
   Listener,
@@ -12,8 +12,8 @@ import type {
   RouteActionRoute,
   Snapshot,
   VirtualHost,
-} from '../../config/snapshot.js';
-import type { AnyResource } from '../../config/types.js';
+} from '../../dist/config/snapshot.js';
+import type { AnyResource } from '../../dist/config/types.js';
 
 export const GATEWAY: ProxyIdentity = {
   mode: 'router',

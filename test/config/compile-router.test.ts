@@ -2,8 +2,8 @@
 // virtual-host domain order as seen through listener.routes.lookup.
 
 import t from 'tap';
-import { buildRouteTable } from '../../config/compile/virtual-hosts.js';
-import type { VirtualHost } from '../../config/snapshot.js';
+import { buildRouteTable } from '../../dist/config/compile/virtual-hosts.js';
+import type { VirtualHost } from '../../dist/config/snapshot.js';
 import { compileYaml, dispatch, GATEWAY, listenerOn, service } from './compile-fixtures.js';
 
 const gateway = (name: string, ns: string, servers: string, selector = 'istio: ingressgateway') => `

@@ -2,7 +2,7 @@
 // catch-all rule that ends a VirtualService's route list.
 
 import t, { type Test } from 'tap';
-import type { CompiledRoute, RouteActionRoute } from '../../config/snapshot.js';
+import type { CompiledRoute, RouteActionRoute } from '../../dist/config/snapshot.js';
 import { compileYaml, outbound, req, routeFor, SIDECAR, service } from './compile-fixtures.js';
 
 const REGISTRY = `${service(

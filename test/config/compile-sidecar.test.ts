@@ -2,7 +2,7 @@
 // of their routes apply to this proxy, the catch-all virtual host, and the inbound listener.
 
 import t from 'tap';
-import { compile } from '../../config/compile/index.js';
+import { compile } from '../../dist/config/compile/index.js';
 import {
   compileYaml,
   dispatch,

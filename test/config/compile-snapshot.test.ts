@@ -2,8 +2,8 @@
 // and its immutability.
 
 import t from 'tap';
-import { compile } from '../../config/compile/index.js';
-import type { Snapshot } from '../../config/snapshot.js';
+import { compile } from '../../dist/config/compile/index.js';
+import type { Snapshot } from '../../dist/config/snapshot.js';
 import { compileYaml, GATEWAY, load, SIDECAR, service } from './compile-fixtures.js';
 
 const REVIEWS = service(

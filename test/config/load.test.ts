@@ -4,8 +4,8 @@
 import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { loadConfig } from '../../config/load.js';
-import { formatError } from '../../config/types.js';
+import { loadConfig } from '../../dist/config/load.js';
+import { formatError } from '../../dist/config/types.js';
 
 const vs = (name: string, ns?: string) =>
   `apiVersion: networking.istio.io/v1

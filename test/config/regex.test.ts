@@ -1,7 +1,7 @@
 // RE2 → JavaScript regex translation: full-string matching with RE2's meaning, and RE2's errors.
 
 import t from 'tap';
-import { checkRegex, compileRegex, rewriteTemplate } from '../../config/regex.js';
+import { checkRegex, compileRegex, rewriteTemplate } from '../../dist/config/regex.js';
 
 function full(pattern: string) {
   const r = compileRegex(pattern);

@@ -5,9 +5,9 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import { loadConfig } from '../../config/load.js';
-import { formatError } from '../../config/types.js';
-import { validateCommand } from '../../pilot-agent/courier-cli.js';
+import { loadConfig } from '../../dist/config/load.js';
+import { formatError } from '../../dist/config/types.js';
+import { validateCommand } from '../../dist/pilot-agent/courier-cli.js';
 
 const SAMPLES = fileURLToPath(new URL('../../../shared/istio-samples', import.meta.url));
 

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseAllDocuments } from 'yaml';
-import { loadConfig } from '../../config/load.js';
+import { loadConfig } from '../../dist/config/load.js';
 import { ROOT, writeConfigDir } from '../helpers/procs.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: walking Kubernetes manifests in assertions

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseAllDocuments } from 'yaml';
-import { injectManifest, SIDECAR_NAME } from '../../pilot-agent/kube-inject.js';
+import { injectManifest, SIDECAR_NAME } from '../../dist/pilot-agent/kube-inject.js';
 import { COURIER, ROOT } from '../helpers/procs.js';
 
 const here = join(ROOT, 'test', 'pilot-agent');

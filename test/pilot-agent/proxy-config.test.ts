@@ -34,6 +34,7 @@ t.test('clusters and endpoints tables, and JSON output', async (t) => {
   const e = courier('endpoints');
   t.match(e.stdout, /127\.0\.0\.1:9082\s+1\s+version=v2\s+outbound\|80\|v2\|demo/);
   const j = courier('clusters', '-o', 'json');
+  t.equal(j.status, 0, `exit 0 (stderr: ${j.stderr})`);
   const parsed = JSON.parse(j.stdout) as { name: string }[];
   t.ok(parsed.some((x) => x.name === 'outbound|80|v1|demo.default.svc.cluster.local'));
 });

@@ -12,7 +12,7 @@ import {
   type LogSink,
   openAccessLog,
   splitLines,
-} from '../../proxy/access-log.js';
+} from '../../dist/proxy/access-log.js';
 
 const START = new Date('2024-01-09T15:35:47.283Z');
 

@@ -3,7 +3,7 @@
 // one endpoint per address, rebuilt in place when the set changes. Time and lookups are fakes.
 
 import t from 'tap';
-import { ClusterManager } from '../../proxy/cluster-manager.js';
+import { ClusterManager } from '../../dist/proxy/cluster-manager.js';
 import {
   type DnsLookup,
   type DnsRecord,
@@ -11,7 +11,7 @@ import {
   type DnsResolverOptions,
   needsDns,
   parseDnsServers,
-} from '../../proxy/dns-resolver.js';
+} from '../../dist/proxy/dns-resolver.js';
 import { compileYaml, GATEWAY } from '../config/compile-fixtures.js';
 
 interface FakeTimer {

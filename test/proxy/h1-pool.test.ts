@@ -4,7 +4,7 @@
 
 import { createServer, type Socket } from 'node:net';
 import t from 'tap';
-import { H1Pool, type H1Request } from '../../proxy/h1-pool.js';
+import { H1Pool, type H1Request } from '../../dist/proxy/h1-pool.js';
 
 type Reply = (sock: Socket, head: string) => void;
 

@@ -1,6 +1,6 @@
 import { AggregatorRegistry } from 'prom-client';
 import t from 'tap';
-import { AccessLogger, type LoggedRequest, type LogSink } from '../../proxy/access-log.js';
+import { AccessLogger, type LoggedRequest, type LogSink } from '../../dist/proxy/access-log.js';
 import {
   DURATION_BUCKETS,
   ISTIO_LABELS,
@@ -10,7 +10,7 @@ import {
   type StatsIdentity,
   StatsObserver,
   workloadName,
-} from '../../proxy/stats.js';
+} from '../../dist/proxy/stats.js';
 
 type Req = ObservedRequest & LoggedRequest;
 

@@ -3,8 +3,8 @@
 //
 // Statistical checks use a seeded PRNG (repeatable) with the tolerance stated next to each check.
 import t from 'tap';
-import { createLoadBalancer } from '../../../proxy/lb/registry.js';
-import type { Endpoint, LbDeps, LbPolicy, LoadBalancer, PickContext } from '../../../proxy/lb/types.js';
+import { createLoadBalancer } from '../../../dist/proxy/lb/registry.js';
+import type { Endpoint, LbDeps, LbPolicy, LoadBalancer, PickContext } from '../../../dist/proxy/lb/types.js';
 import { endpoints, seeded, tally } from './fixtures/helpers.js';
 
 interface Subject {

@@ -2,7 +2,7 @@
 // mesh that upgrades. These are known answers of XXH32 from the reference C implementation
 // (libxxhash 0.8.1, XXH32(bytes, len, seed) over the UTF-8 bytes; lone surrogates as U+FFFD).
 import t from 'tap';
-import { hashString, xxh32 } from '../../../proxy/lb/hash.js';
+import { hashString, xxh32 } from '../../../dist/proxy/lb/hash.js';
 
 const KNOWN: readonly [string, number, number][] = [
   ['', 0, 0x02cc5d05],

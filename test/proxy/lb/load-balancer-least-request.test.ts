@@ -1,9 +1,9 @@
 // Least request with a scripted random source: each pick draws choiceCount candidates, so outcomes are
 // exact. One closed-loop simulation shows the policy steering away from a slow endpoint.
 import t from 'tap';
-import { LeastRequestLoadBalancer } from '../../../proxy/lb/load-balancer-least-request.js';
-import { RoundRobinLoadBalancer } from '../../../proxy/lb/load-balancer-round-robin.js';
-import type { LoadBalancer } from '../../../proxy/lb/types.js';
+import { LeastRequestLoadBalancer } from '../../../dist/proxy/lb/load-balancer-least-request.js';
+import { RoundRobinLoadBalancer } from '../../../dist/proxy/lb/load-balancer-round-robin.js';
+import type { LoadBalancer } from '../../../dist/proxy/lb/types.js';
 import { endpoints, scripted, seeded } from './fixtures/helpers.js';
 
 // With 4 equal endpoints a draw r maps to index floor(4r): 0 -> A, 0.25 -> B, 0.5 -> C, 0.75 -> D.

@@ -1,7 +1,11 @@
 import t from 'tap';
-import { hashString } from '../../../proxy/lb/hash.js';
-import { DEFAULT_TABLE_SIZE, isPrime, MaglevLoadBalancer } from '../../../proxy/lb/load-balancer-maglev.js';
-import type { Endpoint } from '../../../proxy/lb/types.js';
+import { hashString } from '../../../dist/proxy/lb/hash.js';
+import {
+  DEFAULT_TABLE_SIZE,
+  isPrime,
+  MaglevLoadBalancer,
+} from '../../../dist/proxy/lb/load-balancer-maglev.js';
+import type { Endpoint } from '../../../dist/proxy/lb/types.js';
 import { assignment, moved, otherWorkersCopy, share } from './fixtures/consistent-hash.js';
 import { endpoints, scripted } from './fixtures/helpers.js';
 

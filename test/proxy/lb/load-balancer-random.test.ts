@@ -1,5 +1,5 @@
 import t from 'tap';
-import { RandomLoadBalancer } from '../../../proxy/lb/load-balancer-random.js';
+import { RandomLoadBalancer } from '../../../dist/proxy/lb/load-balancer-random.js';
 import { endpoints, scripted } from './fixtures/helpers.js';
 
 t.test('equal weights: index floor(r * n), one draw per pick', async (t) => {

@@ -1,11 +1,11 @@
 import t from 'tap';
-import { hashString } from '../../../proxy/lb/hash.js';
+import { hashString } from '../../../dist/proxy/lb/hash.js';
 import {
   DEFAULT_MIN_RING_SIZE,
   MAX_RING_SIZE,
   RingHashLoadBalancer,
   virtualNodeCounts,
-} from '../../../proxy/lb/load-balancer-ring-hash.js';
+} from '../../../dist/proxy/lb/load-balancer-ring-hash.js';
 import { assignment, KEYS, moved, otherWorkersCopy, share } from './fixtures/consistent-hash.js';
 import { endpoints, scripted } from './fixtures/helpers.js';
 

@@ -1,8 +1,8 @@
 // Round robin is deterministic given the build-time random draw: exact orders, no statistics.
 import t from 'tap';
-import { HOST_SELECTION_MAX_ATTEMPTS } from '../../../proxy/lb/host-selection.js';
-import { RoundRobinLoadBalancer } from '../../../proxy/lb/load-balancer-round-robin.js';
-import type { Endpoint, PickContext } from '../../../proxy/lb/types.js';
+import { HOST_SELECTION_MAX_ATTEMPTS } from '../../../dist/proxy/lb/host-selection.js';
+import { RoundRobinLoadBalancer } from '../../../dist/proxy/lb/load-balancer-round-robin.js';
+import type { Endpoint, PickContext } from '../../../dist/proxy/lb/types.js';
 import { endpoints, scripted } from './fixtures/helpers.js';
 
 const names = (

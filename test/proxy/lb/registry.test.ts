@@ -1,17 +1,17 @@
 import t from 'tap';
-import { LeastRequestLoadBalancer } from '../../../proxy/lb/load-balancer-least-request.js';
-import { MaglevLoadBalancer } from '../../../proxy/lb/load-balancer-maglev.js';
-import { PassthroughLoadBalancer } from '../../../proxy/lb/load-balancer-passthrough.js';
-import { RandomLoadBalancer } from '../../../proxy/lb/load-balancer-random.js';
-import { RingHashLoadBalancer } from '../../../proxy/lb/load-balancer-ring-hash.js';
-import { RoundRobinLoadBalancer } from '../../../proxy/lb/load-balancer-round-robin.js';
+import { LeastRequestLoadBalancer } from '../../../dist/proxy/lb/load-balancer-least-request.js';
+import { MaglevLoadBalancer } from '../../../dist/proxy/lb/load-balancer-maglev.js';
+import { PassthroughLoadBalancer } from '../../../dist/proxy/lb/load-balancer-passthrough.js';
+import { RandomLoadBalancer } from '../../../dist/proxy/lb/load-balancer-random.js';
+import { RingHashLoadBalancer } from '../../../dist/proxy/lb/load-balancer-ring-hash.js';
+import { RoundRobinLoadBalancer } from '../../../dist/proxy/lb/load-balancer-round-robin.js';
 import {
   createLoadBalancer,
   DEFAULT_LB_POLICY,
   isHashPolicy,
   LB_FACTORIES,
-} from '../../../proxy/lb/registry.js';
-import type { LbPolicy } from '../../../proxy/lb/types.js';
+} from '../../../dist/proxy/lb/registry.js';
+import type { LbPolicy } from '../../../dist/proxy/lb/types.js';
 import { endpoints, scripted } from './fixtures/helpers.js';
 
 const deps = { random: () => 0.5 };
