@@ -98,7 +98,7 @@ export class ClusterManager {
       const od = rt.config.outlierDetection;
       if (!od || rt.endpoints.length === 0) continue;
       const t = setInterval(
-        () => this.outlier.sweep(rt.endpoints),
+        () => this.outlier.sweep(rt.endpoints, od),
         Math.max(10, Math.min(od.intervalMs, 2 ** 31 - 1)),
       );
       t.unref();

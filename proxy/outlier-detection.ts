@@ -9,6 +9,8 @@ import type { OutlierDetectionConfig } from '../config/snapshot.js';
 import type { Endpoint } from './lb/types.js';
 
 interface HostState {
+  /** Ejected by the detector (the truth); `Endpoint.ejected` is the effective flag LBs read. */
+  out: boolean;
   consecutive5xx: number;
   consecutiveGateway: number;
   consecutiveLocal: number;
@@ -30,7 +32,14 @@ export class OutlierDetector {
   private host(ep: Endpoint): HostState {
     let s = this.state.get(ep);
     if (!s) {
-      s = { consecutive5xx: 0, consecutiveGateway: 0, consecutiveLocal: 0, ejections: 0, ejectedUntil: 0 };
+      s = {
+        out: false,
+        consecutive5xx: 0,
+        consecutiveGateway: 0,
+        consecutiveLocal: 0,
+        ejections: 0,
+        ejectedUntil: 0,
+      };
       this.state.set(ep, s);
     }
     return s;
@@ -75,28 +84,45 @@ export class OutlierDetector {
     s.consecutive5xx = 0;
     s.consecutiveGateway = 0;
     s.consecutiveLocal = 0;
-    if (ep.ejected) return;
-    const ejected = endpoints.filter((e) => e.ejected).length;
+    if (s.out) return;
+    const ejected = endpoints.filter((e) => this.state.get(e)?.out).length;
     // Envoy: eject only while the ejected share stays within maxEjectionPercent, but always allow one.
     if (ejected > 0 && ((ejected + 1) / endpoints.length) * 100 > cfg.maxEjectionPercent) return;
     s.ejections++;
     s.ejectedUntil =
       this.now() +
       Math.min(cfg.baseEjectionTimeMs * s.ejections, Math.max(MAX_EJECTION_MS, cfg.baseEjectionTimeMs));
-    ep.ejected = true;
+    s.out = true;
     this.ejectionsTotal++;
+    this.applyPanic(cfg, endpoints);
+  }
+
+  /**
+   * Envoy's panic threshold, which Istio sets to minHealthPercent (default 0: never): while the
+   * healthy share is below it, every endpoint takes traffic again, ejected or not.
+   */
+  private applyPanic(cfg: OutlierDetectionConfig, endpoints: readonly Endpoint[]): void {
+    let out = 0;
+    for (const e of endpoints) if (this.state.get(e)?.out) out++;
+    const panic =
+      cfg.minHealthPercent > 0 && ((endpoints.length - out) / endpoints.length) * 100 < cfg.minHealthPercent;
+    for (const e of endpoints) e.ejected = !panic && this.state.get(e)?.out === true;
   }
 
   /** The interval sweep: return endpoints whose ejection time has passed; decay the multiplier. */
-  sweep(endpoints: readonly Endpoint[]): void {
+  sweep(endpoints: readonly Endpoint[], cfg?: OutlierDetectionConfig): void {
     const now = this.now();
     for (const ep of endpoints) {
       const s = this.state.get(ep);
       if (!s) continue;
-      if (ep.ejected) {
-        if (now >= s.ejectedUntil) ep.ejected = false;
+      if (s.out) {
+        if (now >= s.ejectedUntil) {
+          s.out = false;
+          ep.ejected = false;
+        }
       } else if (s.ejections > 0 && s.consecutive5xx === 0 && s.consecutiveLocal === 0) s.ejections--;
     }
+    if (cfg) this.applyPanic(cfg, endpoints);
   }
 
   describe(ep: Endpoint): { ejections: number; ejected_until_ms: number } | undefined {
@@ -104,7 +130,7 @@ export class OutlierDetector {
     return s
       ? {
           ejections: s.ejections,
-          ejected_until_ms: ep.ejected ? Math.max(0, s.ejectedUntil - this.now()) : 0,
+          ejected_until_ms: s.out ? Math.max(0, s.ejectedUntil - this.now()) : 0,
         }
       : undefined;
   }
