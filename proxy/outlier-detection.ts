@@ -56,7 +56,7 @@ export class OutlierDetector {
           cfg.consecutiveLocalOriginFailures > 0 &&
           s.consecutiveLocal >= cfg.consecutiveLocalOriginFailures
         )
-          this.eject(cfg, endpoints, ep, s);
+          this.eject(cfg, endpoints, s);
         return;
       }
       status = 503; // without the split, local-origin failures count as a 503 from the host
@@ -67,7 +67,7 @@ export class OutlierDetector {
       else s.consecutiveGateway = 0;
       const by5xx = cfg.consecutive5xxErrors > 0 && s.consecutive5xx >= cfg.consecutive5xxErrors;
       const byGw = cfg.consecutiveGatewayErrors > 0 && s.consecutiveGateway >= cfg.consecutiveGatewayErrors;
-      if (by5xx || byGw) this.eject(cfg, endpoints, ep, s);
+      if (by5xx || byGw) this.eject(cfg, endpoints, s);
     } else {
       s.consecutive5xx = 0;
       s.consecutiveGateway = 0;
@@ -75,12 +75,7 @@ export class OutlierDetector {
     }
   }
 
-  private eject(
-    cfg: OutlierDetectionConfig,
-    endpoints: readonly Endpoint[],
-    ep: Endpoint,
-    s: HostState,
-  ): void {
+  private eject(cfg: OutlierDetectionConfig, endpoints: readonly Endpoint[], s: HostState): void {
     s.consecutive5xx = 0;
     s.consecutiveGateway = 0;
     s.consecutiveLocal = 0;
