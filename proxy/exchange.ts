@@ -42,6 +42,8 @@ export class Exchange implements RequestView {
   body: Buffer | undefined;
   routeTimer: NodeJS.Timeout | undefined;
   done = false;
+  /** Bytes of this request's body counted against the worker's buffering budget. */
+  reservedBytes = 0;
   hashKey: string | undefined;
   setCookie: string | undefined;
 

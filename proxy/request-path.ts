@@ -36,6 +36,10 @@ export interface ProxyDeps {
   readonly observer: RequestObserver;
   /** Upper bound for buffering a request body for retry replay or mirroring. */
   readonly maxBufferedBody: number;
+  /** Per-worker budget for all buffered bodies in flight; beyond it bodies stream (no replay). */
+  readonly maxBufferedTotal: number;
+  /** Bytes of request bodies currently buffered for replay in this worker. */
+  bufferedBytes: number;
   /** True while draining: responses carry `Connection: close`. */
   draining: boolean;
 }
@@ -341,6 +345,10 @@ function onResponseClose(this: ResWithExchange): void {
 function finish(x: Exchange, deps: ProxyDeps): void {
   if (x.done) return;
   if (!x.res.writableFinished) x.onAbort?.();
+  if (x.reservedBytes > 0) {
+    deps.bufferedBytes -= x.reservedBytes;
+    x.reservedBytes = 0;
+  }
   x.done = true;
   if (x.routeTimer) clearTimeout(x.routeTimer);
   if (!x.res.writableFinished) {

@@ -92,7 +92,14 @@ export function forward(
     f.run();
   };
   if (!hasBody) return start(null, false);
-  if (wantsReplay && Number.isFinite(len) && len <= deps.maxBufferedBody) {
+  if (
+    wantsReplay &&
+    Number.isFinite(len) &&
+    len <= deps.maxBufferedBody &&
+    deps.bufferedBytes + len <= deps.maxBufferedTotal
+  ) {
+    deps.bufferedBytes += len;
+    x.reservedBytes = len;
     const chunks: Buffer[] = [];
     x.req.on('data', (c: Buffer) => chunks.push(c));
     x.req.once('end', () => {

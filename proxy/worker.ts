@@ -15,6 +15,8 @@ export interface WorkerOptions {
   random?: () => number;
   observer?: RequestObserver;
   maxBufferedBody?: number;
+  /** Per-worker budget for buffered request bodies (default 64 MiB, COURIER_MAX_BUFFERED_BYTES). */
+  maxBufferedTotal?: number;
   /** Called when a listener fails to bind (port in use, ...). */
   onListenError?: (l: Listener, err: Error) => void;
   /**
@@ -59,6 +61,9 @@ export class ProxyWorker {
       now: () => performance.now(),
       observer: opts.observer ?? NOOP_OBSERVER,
       maxBufferedBody: opts.maxBufferedBody ?? 1024 * 1024,
+      maxBufferedTotal:
+        opts.maxBufferedTotal ?? (Number(process.env.COURIER_MAX_BUFFERED_BYTES) || 64 * 1024 * 1024),
+      bufferedBytes: 0,
       draining: false,
     };
   }

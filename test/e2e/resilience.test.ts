@@ -124,6 +124,12 @@ t.test('circuit breaker: three concurrent clients trip it with 503 UO + x-envoy-
   }
   const after = await request(gw, '/cb');
   t.equal(after.status, 200, 'released after the burst');
+  const m = await (await fetch(`http://127.0.0.1:${agent.status}/stats/prometheus`)).text();
+  t.match(
+    m,
+    /istio_requests_total\{[^}]*response_code="503",response_flags="UO"[^}]*\} [1-9]/,
+    'flag UO counted',
+  );
 });
 
 t.test('http2MaxRequests bounds outstanding requests', async (t) => {
