@@ -235,6 +235,8 @@ function validateHttpRoute(c: Checker, v: unknown, path: string, isDelegate: boo
       c.exclusive(rw, `${path}.rewrite`, ['uri', 'uriRegexRewrite']);
       c.str(rw.uri, `${path}.rewrite.uri`);
       c.str(rw.authority, `${path}.rewrite.authority`);
+      noControl(c, rw.uri, `${path}.rewrite.uri`);
+      noControl(c, rw.authority, `${path}.rewrite.authority`);
       if (!rw.uri && !rw.authority && rw.uriRegexRewrite === undefined)
         c.err(`${path}.rewrite`, 'rewrite must specify uri, authority, or uriRegexRewrite');
       const rr = c.obj(rw.uriRegexRewrite, `${path}.rewrite.uriRegexRewrite`);
@@ -311,6 +313,7 @@ function validateRedirect(c: Checker, v: unknown, path: string): void {
   c.exclusive(r, path, ['port', 'derivePort']);
   c.str(r.uri, `${path}.uri`);
   c.str(r.authority, `${path}.authority`);
+  for (const k of ['uri', 'authority', 'prefixRewrite'] as const) noControl(c, r[k], `${path}.${k}`);
   c.str(r.prefixRewrite, `${path}.prefixRewrite`);
   if (r.scheme !== undefined && r.scheme !== '') c.oneOf(r.scheme, `${path}.scheme`, ['http', 'https']);
   c.port(r.port, `${path}.port`);
@@ -457,4 +460,11 @@ function validateL4Route(c: Checker, v: unknown, path: string, vsHosts?: string[
   });
   if (route && route.length > 1 && total === 0)
     c.err(`${path}.route`, 'total destination weight = 0 (give at least one destination a positive weight)');
+}
+
+/** URIs and authorities go onto the wire as is: control characters (CR, LF, NUL, ...) and spaces
+ * would split or corrupt the request line or a header. */
+function noControl(c: Checker, v: unknown, path: string): void {
+  if (typeof v === 'string' && /[\u0000-\u0020\u007f]/.test(v))
+    c.err(path, 'must not contain spaces or control characters');
 }

@@ -362,6 +362,18 @@ const invalid: Case[] = [
     errors: [[`${VS}: spec.http[0].fault.abort.grpcStatus`, 'unsupported value "NOPE"']],
   },
   {
+    name: 'CRLF in a rewrite uri (request-line injection)',
+    yaml: vsRoute(`
+      route: [{destination: {host: reviews}}]
+      rewrite: {uri: "/a\\r\\nx-evil: 1"}`),
+    errors: [[`${VS}: spec.http[0].rewrite.uri`, 'must not contain spaces or control characters']],
+  },
+  {
+    name: 'space in a redirect authority',
+    yaml: vsRoute('redirect: {authority: "a b"}'),
+    errors: [[`${VS}: spec.http[0].redirect.authority`, 'must not contain spaces or control characters']],
+  },
+  {
     name: 'redirectCode that is not 3xx',
     yaml: vsRoute('redirect: {uri: /new, redirectCode: 200}'),
     errors: [[`${VS}: spec.http[0].redirect.redirectCode`, '200 is not a valid redirect code, must be 3xx']],
