@@ -9,8 +9,10 @@ import type {
   CompiledRoute,
   Listener,
   RouteActionRedirect,
+  RouteActionRoute,
   Snapshot,
   VirtualHost,
+  WeightedDestination,
 } from '../config/snapshot.js';
 import type { ClusterManager, ClusterRuntime } from './cluster-manager.js';
 import { downstreamAddress, Exchange } from './exchange.js';
@@ -138,21 +140,26 @@ export function matchRoute(vh: VirtualHost, x: Exchange): CompiledRoute | undefi
 }
 
 /** Stage 7: weighted destination → cluster → endpoint, then hand over to upstream I/O. */
+/** A weighted pick over the route's destinations (zero weights were dropped at compile time). */
+export function pickDestination(
+  action: RouteActionRoute,
+  random: () => number,
+): WeightedDestination | undefined {
+  const list = action.destinations;
+  if (list.length <= 1) return list[0];
+  let r = random() * action.totalWeight;
+  for (const d of list) {
+    r -= d.weight;
+    if (r < 0) return d;
+  }
+  return list[list.length - 1];
+}
+
 function route_(rt: Runtime, x: Exchange, deps: ProxyDeps): void {
   const route = x.route as CompiledRoute;
   const action = route.action;
   if (action.kind !== 'route' || action.destinations.length === 0) return localReply(x, 'no_cluster', deps);
-  let dest = action.destinations[0];
-  if (action.destinations.length > 1) {
-    let r = deps.random() * action.totalWeight;
-    for (const d of action.destinations) {
-      r -= d.weight;
-      if (r < 0) {
-        dest = d;
-        break;
-      }
-    }
-  }
+  const dest = pickDestination(action, deps.random);
   x.destination = dest;
   const cluster = dest ? rt.clusters.get(dest.cluster) : undefined;
   if (!cluster) return localReply(x, 'no_cluster', deps);

@@ -8,7 +8,7 @@ import { splitHostPort } from '../config/names.js';
 import type { Listener } from '../config/snapshot.js';
 import { connectionTokens, HOP_BY_HOP, normalizePath } from './http-util.js';
 import { LOCAL_REPLIES, type LocalOutcome } from './local-reply.js';
-import { matchRoute, type ProxyDeps, type Runtime } from './request-path.js';
+import { matchRoute, type ProxyDeps, pickDestination, type Runtime } from './request-path.js';
 
 function reject(sock: Socket, outcome: LocalOutcome): void {
   const r = LOCAL_REPLIES[outcome];
@@ -49,7 +49,7 @@ export function handleUpgrade(
   } else {
     const route = vh.fallback ? undefined : matchRoute(vh, view as never);
     if (route?.action.kind !== 'route') return reject(sock, 'no_route');
-    const dest = route.action.destinations[0];
+    const dest = pickDestination(route.action, deps.random);
     const cluster = dest ? rt.clusters.get(dest.cluster) : undefined;
     if (!cluster) return reject(sock, 'no_cluster');
     const ep = cluster.lb.pick({});

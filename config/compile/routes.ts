@@ -111,6 +111,11 @@ function retryPolicy(r: HTTPRoute, timeoutMs: number): RetryPolicy {
   };
 }
 
+/** Istio's policy for routes that set no `retries` (and for sidecar default routes). */
+export function defaultRetryPolicy(): RetryPolicy {
+  return retryPolicy({}, 0);
+}
+
 function faultPolicy(r: HTTPRoute): FaultPolicy | undefined {
   const f = r.fault;
   if (!f) return undefined;

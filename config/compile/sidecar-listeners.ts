@@ -6,7 +6,7 @@ import type { CompiledRoute, Listener, ProxyIdentity, VirtualHost } from '../sna
 import type { Destination, Resource, SidecarSpec } from '../types.js';
 import { clusterName, inboundClusterName } from './clusters.js';
 import type { Registry, Service } from './registry.js';
-import { compileHttpRoute, isCatchAll, NO_HEADERS, type RouteContext } from './routes.js';
+import { compileHttpRoute, defaultRetryPolicy, isCatchAll, NO_HEADERS, type RouteContext } from './routes.js';
 import { buildRouteTable } from './virtual-hosts.js';
 
 export interface SidecarInputs {
@@ -88,20 +88,7 @@ function defaultRoute(svcHost: string, port: number, svc: Service | undefined): 
       totalWeight: 1,
     },
     timeoutMs: 0,
-    retry: {
-      numRetries: 2,
-      perTryTimeoutMs: 0,
-      retryOn: new Set([
-        'connect-failure',
-        'refused-stream',
-        'unavailable',
-        'cancelled',
-        'retriable-status-codes',
-      ]),
-      retriableStatusCodes: new Set(),
-      backoffBaseMs: 25,
-      retryOtherHosts: true,
-    },
+    retry: defaultRetryPolicy(),
     mirrors: [],
     headers: NO_HEADERS,
   };
