@@ -37,6 +37,7 @@ const HELP = `usage: npm run bench -- [options]
   --scaling             also run courier --concurrency 1 vs 2
   --calibrate           also run the ~40-line bare forwarder (node:http + undici), the issue's calibration point
   --no-nginx            skip nginx even when installed
+  --profile             run courier under node --cpu-prof; profiles land in bench/results/profiles/
   --quick               1 s warm-up, 1 round of 3 s, 3 s latency runs (under a minute)`;
 
 function parseArgs(argv) {
@@ -50,6 +51,7 @@ function parseArgs(argv) {
     scaling: false,
     calibrate: false,
     nginx: true,
+    profile: false,
   };
   const num = (name, v) => {
     const n = Number(v);
@@ -86,6 +88,9 @@ function parseArgs(argv) {
         break;
       case '--no-nginx':
         o.nginx = false;
+        break;
+      case '--profile':
+        o.profile = true;
         break;
       case '--quick':
         Object.assign(o, { warmup: 1, duration: 3, rounds: 1, latencyDuration: 3 });
@@ -346,7 +351,7 @@ ${rules.join('\n')}
   };
 }
 
-async function startCourier(tmp, upstream, { concurrency, cpu, label }) {
+async function startCourier(tmp, upstream, { concurrency, cpu, label, profile }) {
   const dir = join(tmp, `courier-c${concurrency}-${label}`);
   mkdirSync(dir);
   const port = await freePort();
@@ -361,7 +366,10 @@ async function startCourier(tmp, upstream, { concurrency, cpu, label }) {
     await freePort(),
     await freePort(),
   ];
+  // Workers inherit the agent's node flags, so each writes its own .cpuprofile when it exits.
+  const profiling = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(BENCH, 'results', 'profiles')}`] : [];
   const args = [
+    ...profiling,
     PILOT_AGENT,
     'proxy',
     'router',
@@ -663,7 +671,12 @@ async function main() {
     const upstream = await waitJson(upstreamH);
 
     const targets = [];
-    const courier = await startCourier(tmp, upstream, { concurrency: 1, cpu: proxyCpu, label: 'main' });
+    const courier = await startCourier(tmp, upstream, {
+      concurrency: 1,
+      cpu: proxyCpu,
+      label: 'main',
+      profile: o.profile,
+    });
     courier.upstream = upstream;
     targets.push(courier);
     targets.push(await startHttpProxy(upstream, proxyCpu));
