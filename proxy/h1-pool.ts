@@ -49,6 +49,8 @@ class H1Error extends Error {
 
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
 const MAX_HEAD = 64 * 1024;
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /** A pending dispatch waiting for a socket. */
 interface Queued {
@@ -325,6 +327,11 @@ class Conn {
         return false;
       }
       const name = l.slice(0, c);
+      if (!TOKEN.test(name) || CONTROL.test(l)) {
+        // A bare CR/LF or control byte inside a line: passed on, it would split the head.
+        this.protocolError('invalid header line');
+        return false;
+      }
       const value = l.slice(c + 1).trim();
       const lower = name.length === 14 || name.length === 17 || name.length === 10 ? name.toLowerCase() : '';
       if (lower === 'content-length') {

@@ -75,6 +75,10 @@ const resetBody = await rawUpstream((sock) => {
 const garbage = await rawUpstream((sock) => {
   sock.end('NOT HTTP\r\n\r\n');
 });
+// A bare LF inside a header value: written on as is, it would inject a header downstream.
+const badHeader = await rawUpstream((sock) => {
+  sock.end('HTTP/1.1 200 OK\r\nx-a: foo\nInjected: yes\r\ncontent-length: 2\r\n\r\nok');
+});
 const slowHeaders = await rawUpstream(() => {});
 const slowBody = await rawUpstream((sock) => {
   sock.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfirst bytes ');
@@ -99,6 +103,7 @@ const hosts: [string, number, string?][] = [
   ['resetheaders', resetHeaders.port],
   ['resetbody', resetBody.port],
   ['garbage', garbage.port],
+  ['badheader', badHeader.port],
   ['slowheaders', slowHeaders.port, '500ms'],
   ['slowbody', slowBody.port, '500ms'],
   ['racy', racy.port],
@@ -125,7 +130,7 @@ ${hosts
   ].join('\n---\n');
 
 t.teardown(async () => {
-  for (const u of [resetHeaders, resetBody, garbage, slowHeaders, slowBody, racy])
+  for (const u of [resetHeaders, resetBody, garbage, badHeader, slowHeaders, slowBody, racy])
     await new Promise((r) => u.server.close(r));
   await good.close();
 });
@@ -234,6 +239,14 @@ for (const [mode, env] of MODES)
       const r = await request(gw, '/garbage');
       t.equal(r.status, 503);
       t.equal(r.body, `${RESET}protocol error`);
+      await workerSurvived(t);
+    });
+
+    t.test('a header value with a bare LF: 503 protocol error, nothing injected', async (t) => {
+      const r = await request(gw, '/badheader');
+      t.equal(r.status, 503);
+      t.equal(r.body, `${RESET}protocol error`);
+      t.equal(r.headers.injected, undefined);
       await workerSurvived(t);
     });
 
