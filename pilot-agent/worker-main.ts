@@ -79,6 +79,19 @@ new Counter({
   },
 });
 new Counter({
+  name: 'courier_downstream_fast_path_total',
+  help:
+    'Downstream fast path (plain bodyless HTTP/1.1 on the raw socket): requests it served, and ' +
+    'connections it handed to node:http at the first request it does not serve.',
+  labelNames: ['event'],
+  registers: [observer.registry],
+  collect() {
+    this.reset();
+    this.inc({ event: 'request' }, worker.counters.fastRequests);
+    this.inc({ event: 'handoff' }, worker.counters.handoffs);
+  },
+});
+new Counter({
   name: 'courier_worker_unhandled_errors_total',
   help: 'Unhandled promise rejections and I/O error events a worker logged and kept serving through.',
   labelNames: ['kind'],

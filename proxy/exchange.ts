@@ -2,12 +2,48 @@
 // One object per request, no closures; the route holds the immutable policy, this holds the
 // retry state (attempts so far, hosts tried, deadline).
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { CompiledRoute, Listener, RequestView, WeightedDestination } from '../config/snapshot.js';
 import type { ClusterRuntime } from './cluster-manager.js';
 import type { Endpoint } from './lb/types.js';
 
 const NO_FLAGS: string[] = [];
+
+export type IncomingHeaders = Record<string, string | string[] | undefined>;
+export type OutgoingHeaders = Record<string, string | string[] | number | undefined>;
+
+/**
+ * The downstream request as the request path sees it: node:http's IncomingMessage, or the fast
+ * path's parsed head (proxy/downstream.ts; always bodyless, so never read as a stream).
+ */
+export interface DownstreamRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly headers: IncomingHttpHeaders;
+  readonly httpVersion: string;
+  readonly socket: {
+    readonly localAddress?: string | undefined;
+    readonly localPort?: number | undefined;
+    readonly remoteAddress?: string | undefined;
+    readonly remotePort?: number | undefined;
+  };
+}
+
+/** The downstream response: node:http's ServerResponse, or the fast path's raw-socket writer. */
+export interface DownstreamResponse {
+  readonly headersSent: boolean;
+  readonly writableEnded: boolean;
+  readonly writableFinished: boolean;
+  readonly destroyed: boolean;
+  shouldKeepAlive: boolean;
+  setHeader(name: string, value: string): unknown;
+  writeHead(status: number, headers?: OutgoingHeaders): unknown;
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer): unknown;
+  destroy(err?: Error): unknown;
+  on(event: 'close', fn: () => void): unknown;
+  once(event: 'drain', fn: () => void): unknown;
+}
 
 export class Exchange implements RequestView {
   method: string;
@@ -15,7 +51,7 @@ export class Exchange implements RequestView {
   query = '';
   authority: string;
   scheme = 'http';
-  headers: Record<string, string | string[] | undefined>;
+  headers: IncomingHeaders;
 
   /** performance.now() at arrival. */
   readonly start: number;
@@ -48,8 +84,8 @@ export class Exchange implements RequestView {
   setCookie: string | undefined;
 
   constructor(
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
+    readonly req: DownstreamRequest,
+    readonly res: DownstreamResponse,
     readonly listener: Listener,
     now: number,
   ) {

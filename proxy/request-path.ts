@@ -4,7 +4,6 @@
 // Each early exit is a typed LocalOutcome mapped to one status, body and flag in local-reply.ts.
 
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type {
   CompiledRoute,
   Listener,
@@ -15,7 +14,7 @@ import type {
   WeightedDestination,
 } from '../config/snapshot.js';
 import type { ClusterManager, ClusterRuntime } from './cluster-manager.js';
-import { downstreamAddress, Exchange } from './exchange.js';
+import { type DownstreamRequest, type DownstreamResponse, downstreamAddress, Exchange } from './exchange.js';
 import { hashKeyFor } from './hash-key.js';
 import { applyHeaderOps, normalizePath } from './http-util.js';
 import { LOCAL_REPLIES, type LocalOutcome } from './local-reply.js';
@@ -49,8 +48,8 @@ export interface ProxyDeps {
 export function handleRequest(
   rt: Runtime,
   listener: Listener,
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: DownstreamRequest,
+  res: DownstreamResponse,
   deps: ProxyDeps,
 ): void {
   const x = new Exchange(req, res, listener, deps.now());
@@ -341,7 +340,7 @@ export function prepareRequestHeaders(x: Exchange): void {
 
 const kExchange = Symbol('courier.exchange');
 const kDeps = Symbol('courier.deps');
-type ResWithExchange = ServerResponse & { [kExchange]?: Exchange; [kDeps]?: ProxyDeps };
+type ResWithExchange = DownstreamResponse & { [kExchange]?: Exchange; [kDeps]?: ProxyDeps };
 
 function onResponseClose(this: ResWithExchange): void {
   const x = this[kExchange];

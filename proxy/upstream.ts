@@ -1,7 +1,7 @@
 // Upstream I/O: build the upstream request once, then run attempts through undici keep-alive
 // pools with the route's timeout and retry policy; stream the response back with backpressure.
 
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Dispatcher, Pool } from 'undici';
 import { splitHostPort } from '../config/names.js';
 import type { CompiledRoute } from '../config/snapshot.js';
@@ -101,13 +101,15 @@ export function forward(
     deps.bufferedBytes += len;
     x.reservedBytes = len;
     const chunks: Buffer[] = [];
-    x.req.on('data', (c: Buffer) => chunks.push(c));
-    x.req.once('end', () => {
+    // A request with a body came through node:http (the fast path serves bodyless ones only).
+    const stream = x.req as IncomingMessage;
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.once('end', () => {
       const b = Buffer.concat(chunks);
       x.bytesReceived = b.length;
       start(b, false);
     });
-    x.req.once('error', () => x.res.destroy());
+    stream.once('error', () => x.res.destroy());
     return;
   }
   // Streamed as is (undici reads the request stream itself); count bytes from its framing.

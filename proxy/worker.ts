@@ -7,7 +7,8 @@ import type { Socket } from 'node:net';
 import type { Listener, Snapshot } from '../config/snapshot.js';
 import { ClusterManager } from './cluster-manager.js';
 import { parseDnsServers } from './dns-resolver.js';
-import type { Exchange } from './exchange.js';
+import { FastServer } from './downstream.js';
+import type { DownstreamRequest, DownstreamResponse, Exchange } from './exchange.js';
 import { handleRequest, type ProxyDeps, type RequestObserver, type Runtime } from './request-path.js';
 import { handleUpgrade } from './upgrade.js';
 
@@ -28,14 +29,22 @@ export interface WorkerOptions {
   onServerError?: (l: Listener, err: Error) => void;
   /** DNS servers for `dns` clusters (`ip[:port]`); default env COURIER_DNS_SERVERS, else the system's. */
   dnsServers?: string[];
+  /**
+   * Serve plain bodyless HTTP/1.1 requests on the raw socket (proxy/downstream.ts); default on,
+   * off with COURIER_FAST_DOWNSTREAM=0. Everything else always goes through node:http.
+   */
+  fastDownstream?: boolean;
 }
 
 interface ServingListener {
   key: string;
   server: Server;
+  fast: FastServer | undefined;
   sockets: Set<Socket>;
   bound: boolean;
 }
+
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 const NOOP_OBSERVER: RequestObserver = { onComplete: (_x: Exchange) => {} };
 
@@ -49,7 +58,7 @@ export class ProxyWorker {
   readonly deps: ProxyDeps;
   readonly manager: ClusterManager;
   /** Downstream connections closed at accept because a listener was at `maxConnections`. */
-  readonly counters = { connectionsOverflowed: 0 };
+  readonly counters = { connectionsOverflowed: 0, fastRequests: 0, handoffs: 0 };
 
   constructor(private readonly opts: WorkerOptions = {}) {
     const random = opts.random ?? Math.random;
@@ -101,15 +110,16 @@ export class ProxyWorker {
     const server = createServer({
       maxHeaderSize: 60 * 1024,
       requireHostHeader: true,
-      keepAliveTimeout: 65_000,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
       headersTimeout: 60_000,
       requestTimeout: 0,
     });
     server.maxConnections = this.opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    const s: ServingListener = { key, server, sockets: new Set(), bound: false };
+    const fast = this.fastDownstream ? this.fastServer(key, server) : undefined;
+    const s: ServingListener = { key, server, fast, sockets: new Set(), bound: false };
     this.serving.set(key, s);
     server.on('drop', () => this.counters.connectionsOverflowed++);
-    server.on('connection', (sock: Socket) => {
+    server.prependListener('connection', (sock: Socket) => {
       s.sockets.add(sock);
       sock.once('close', () => s.sockets.delete(sock));
     });
@@ -138,7 +148,28 @@ export class ProxyWorker {
     });
   }
 
-  private onRequest(key: string, req: IncomingMessage, res: ServerResponse): void {
+  private get fastDownstream(): boolean {
+    return this.opts.fastDownstream ?? process.env.COURIER_FAST_DOWNSTREAM !== '0';
+  }
+
+  /**
+   * Put the fast path in front of node:http's own connection handling: new connections start
+   * on the fast path and are handed to node:http's listener when it declines a request.
+   */
+  private fastServer(key: string, server: Server): FastServer {
+    const nodeConnection = server.listeners('connection')[0] as (this: Server, sock: Socket) => void;
+    server.removeListener('connection', nodeConnection);
+    const fast = new FastServer({
+      onRequest: (req, res) => this.onRequest(key, req, res),
+      handoff: (sock) => nodeConnection.call(server, sock),
+      keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+      counters: this.counters,
+    });
+    server.on('connection', (sock: Socket) => fast.accept(sock));
+    return fast;
+  }
+
+  private onRequest(key: string, req: DownstreamRequest, res: DownstreamResponse): void {
     const rt = this.runtime;
     const listener = this.listenersByKey.get(key);
     if (!rt || !listener) {
@@ -163,6 +194,7 @@ export class ProxyWorker {
     return new Promise((resolve) => {
       s.server.close(() => resolve());
       s.server.closeIdleConnections();
+      s.fast?.closeIdle();
       const t = setTimeout(() => {
         for (const sock of s.sockets) sock.destroy();
       }, graceMs);

@@ -1,0 +1,460 @@
+// The downstream fast path: HTTP/1.1 keep-alive connections whose requests are complete, plain
+// and bodyless are served on the raw socket, without node:http's IncomingMessage/ServerResponse
+// streams, timers and events per request. Everything else is handed to node:http, whole
+// connection at a time, at a request boundary: the first request the strict parser below does
+// not accept (a body, chunked framing, HTTP/1.0, an upgrade, Expect, a duplicate header, a head
+// split across reads, any byte outside the grammar...) and every request after it on that
+// connection go through node:http, its codec errors (400/431) and its timeouts. So the fast path
+// only ever narrows what it serves; it never answers a request node:http would have rejected.
+//
+// Both paths hand the request path the same shapes (DownstreamRequest/DownstreamResponse in
+// exchange.ts), so routing, upstream I/O, stats and logs are one code path. COURIER_FAST_DOWNSTREAM=0
+// turns the fast path off (every connection goes straight to node:http).
+
+import { type IncomingHttpHeaders, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { DownstreamRequest, DownstreamResponse, OutgoingHeaders } from './exchange.js';
+
+/** Head size node:http accepts (its maxHeaderSize); a larger head goes to node:http for its 431. */
+const MAX_HEAD = 60 * 1024;
+/** Pipelined bytes buffered while a response is in flight before the socket is paused. */
+const MAX_PENDING = 64 * 1024;
+const MAX_HEADERS = 200;
+
+// Request line (origin-form target only) and header lines, each CRLF-terminated: the subset of
+// RFC 9112 llhttp accepts too. Header values: HTAB, SP, VCHAR and obs-text; no obs-fold.
+const HEAD_GRAMMAR =
+  /^[A-Z]{1,20} \/[\x21-\x7e]* HTTP\/1\.1\r\n(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\r\n)*$/;
+/** Header names and values node:http refuses to write (response splitting). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/** Bodies up to this size are written with the head as one latin1 string (one write, no writev). */
+const INLINE_BODY = 16 * 1024;
+
+export interface FastServerOptions {
+  /** Serve one parsed request (the worker's request path). */
+  onRequest(req: DownstreamRequest, res: DownstreamResponse): void;
+  /** Give a connection to node:http (its own connection listener); `data` is re-fed to it. */
+  handoff(sock: Socket): void;
+  keepAliveTimeoutMs: number;
+  /** Requests served on the fast path / connections handed to node:http (shared by listeners). */
+  counters: { fastRequests: number; handoffs: number };
+}
+
+/** The fast connections of one listener. */
+export class FastServer {
+  readonly connections = new Set<FastConnection>();
+  draining = false;
+
+  constructor(readonly opts: FastServerOptions) {}
+
+  accept(sock: Socket): void {
+    const c = new FastConnection(this, sock);
+    this.connections.add(c);
+  }
+
+  /** Drain: close idle connections now, the busy ones after their response (Connection: close). */
+  closeIdle(): void {
+    this.draining = true;
+    for (const c of this.connections) c.closeIfIdle();
+  }
+}
+
+class FastConnection {
+  private buf: Buffer | undefined;
+  private res: FastResponse | undefined;
+  private parsing = false;
+  private paused = false;
+  private gone = false;
+  private readonly onData = (chunk: Buffer) => this.data(chunk);
+  private readonly onClose = () => this.closed();
+  private readonly onTimeout = () => {
+    if (!this.res) this.sock.destroy();
+  };
+
+  constructor(
+    private readonly server: FastServer,
+    readonly sock: Socket,
+  ) {
+    sock.setNoDelay(true);
+    sock.setTimeout(server.opts.keepAliveTimeoutMs);
+    sock.on('data', this.onData);
+    sock.on('close', this.onClose);
+    sock.on('error', onSocketError);
+    sock.on('timeout', this.onTimeout);
+    // node:http's server sockets allow half-open; like node:http (httpAllowHalfOpen false), a
+    // client's FIN aborts what is in flight and closes the connection.
+    sock.on('end', onSocketError);
+  }
+
+  private data(chunk: Buffer): void {
+    this.buf = this.buf === undefined ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.res) {
+      // Pipelined while a response is in flight: keep it for later, within bounds.
+      if (this.buf.length > MAX_PENDING && !this.paused) {
+        this.paused = true;
+        this.sock.pause();
+      }
+      return;
+    }
+    this.next();
+  }
+
+  /** Serve buffered requests until one is in flight, the buffer is empty, or a handoff. */
+  private next(): void {
+    this.parsing = true;
+    while (this.buf !== undefined && this.res === undefined && !this.gone) {
+      const buf = this.buf;
+      const end = buf.indexOf('\r\n\r\n', 0, 'latin1');
+      if (end < 0 || end + 2 > MAX_HEAD) return this.handoff();
+      const head = buf.toString('latin1', 0, end + 2);
+      const req = parseRequest(head, this.sock);
+      if (req === undefined) return this.handoff();
+      this.buf = buf.length === end + 4 ? undefined : buf.subarray(end + 4);
+      const res = new FastResponse(this, req.method === 'HEAD', req.close || this.server.draining);
+      this.res = res;
+      this.server.opts.counters.fastRequests++;
+      this.server.opts.onRequest(req, res);
+    }
+    this.parsing = false;
+    if (this.paused && this.res === undefined && !this.gone) {
+      this.paused = false;
+      this.sock.resume();
+    }
+  }
+
+  /** The response in flight was fully written. */
+  finished(res: FastResponse): void {
+    if (this.res !== res) return;
+    this.res = undefined;
+    res.emitClose();
+    if (res.last) {
+      this.gone = true;
+      this.buf = undefined;
+      this.sock.end();
+      return;
+    }
+    if (this.server.draining) {
+      this.closeIfIdle();
+      return;
+    }
+    if (this.buf !== undefined && !this.parsing) setImmediate(() => this.resumeParsing());
+    else if (this.paused && !this.parsing) {
+      this.paused = false;
+      this.sock.resume();
+    }
+  }
+
+  private resumeParsing(): void {
+    if (!this.gone && this.res === undefined) this.next();
+  }
+
+  closeIfIdle(): void {
+    if (!this.res && !this.gone) {
+      this.gone = true;
+      this.sock.destroy();
+    }
+  }
+
+  private closed(): void {
+    this.gone = true;
+    this.server.connections.delete(this);
+    const res = this.res;
+    this.res = undefined;
+    if (res) {
+      res.destroyed = true;
+      res.emitClose();
+    }
+  }
+
+  /** Give the connection, and what it sent that is not served yet, to node:http. */
+  private handoff(): void {
+    this.parsing = false;
+    this.gone = true;
+    const sock = this.sock;
+    this.server.connections.delete(this);
+    this.server.opts.counters.handoffs++;
+    sock.removeListener('data', this.onData);
+    sock.removeListener('close', this.onClose);
+    sock.removeListener('error', onSocketError);
+    sock.removeListener('timeout', this.onTimeout);
+    sock.removeListener('end', onSocketError);
+    sock.setTimeout(0);
+    // Bytes read but not yet delivered (a paused socket) come after what we hold, in order.
+    let pending = this.buf;
+    this.buf = undefined;
+    for (let c = sock.read() as Buffer | null; c !== null; c = sock.read() as Buffer | null)
+      pending = pending === undefined ? c : Buffer.concat([pending, c]);
+    this.server.opts.handoff(sock);
+    if (pending !== undefined) sock.emit('data', pending);
+    if (this.paused) sock.resume();
+  }
+}
+
+/** 'error' and 'end' on a fast connection: close it ('close' aborts the request in flight). */
+function onSocketError(this: Socket): void {
+  this.destroy();
+}
+
+interface FastRequest extends DownstreamRequest {
+  readonly method: string;
+  readonly close: boolean;
+}
+
+/**
+ * Parse a complete request head (request line and header lines, each ending in CRLF). Returns
+ * undefined for anything the fast path does not serve; node:http then decides.
+ */
+export function parseRequest(head: string, socket: Socket): FastRequest | undefined {
+  if (!HEAD_GRAMMAR.test(head)) return undefined;
+  const sp1 = head.indexOf(' ');
+  const sp2 = head.indexOf(' ', sp1 + 1);
+  const method = head.slice(0, sp1);
+  if (method === 'CONNECT') return undefined;
+  const url = head.slice(sp1 + 1, sp2);
+  const headers: Record<string, string> = {};
+  let close = false;
+  let host = false;
+  let count = 0;
+  let pos = head.indexOf('\r\n', sp2) + 2;
+  while (pos < head.length) {
+    const eol = head.indexOf('\r\n', pos);
+    const colon = head.indexOf(':', pos);
+    const name = head.slice(pos, colon).toLowerCase();
+    let a = colon + 1;
+    let b = eol;
+    while (a < b && (head.charCodeAt(a) === 32 || head.charCodeAt(a) === 9)) a++;
+    while (b > a && (head.charCodeAt(b - 1) === 32 || head.charCodeAt(b - 1) === 9)) b--;
+    const value = head.slice(a, b);
+    pos = eol + 2;
+    if (headers[name] !== undefined || ++count > MAX_HEADERS) return undefined; // node's merge rules
+    switch (name) {
+      case 'content-length':
+        if (value !== '0') return undefined;
+        break;
+      case 'transfer-encoding':
+      case 'upgrade':
+      case 'expect':
+      case '__proto__':
+        return undefined;
+      case 'host':
+        host = true;
+        break;
+      case 'connection':
+        close = hasToken(value, 'close');
+        break;
+    }
+    headers[name] = value;
+  }
+  if (!host) return undefined; // node:http answers the 400
+  return { method, url, headers: headers as IncomingHttpHeaders, httpVersion: '1.1', socket, close };
+}
+
+function hasToken(list: string, token: string): boolean {
+  const v = list.toLowerCase();
+  if (v === token) return true;
+  for (const t of v.split(',')) if (t.trim() === token) return true;
+  return false;
+}
+
+type Listener = (this: DownstreamResponse) => void;
+
+let dateSecond = 0;
+let dateString = '';
+/** The Date header value, rebuilt once a second (as node:http does). */
+function httpDate(): string {
+  const now = Date.now();
+  const s = Math.floor(now / 1000);
+  if (s !== dateSecond) {
+    dateSecond = s;
+    dateString = new Date(s * 1000).toUTCString();
+  }
+  return dateString;
+}
+
+/** A response written straight to the socket: node:http's header rules and framing. */
+class FastResponse implements DownstreamResponse {
+  headersSent = false;
+  writableEnded = false;
+  writableFinished = false;
+  destroyed = false;
+  shouldKeepAlive: boolean;
+  /** Connection closes after this response (request or response said `Connection: close`). */
+  last: boolean;
+  private head: string | undefined;
+  private chunked = false;
+  private hasBody: boolean;
+  private extra: [string, string][] | undefined;
+  private closeListener: Listener | undefined;
+
+  constructor(
+    private readonly conn: FastConnection,
+    head: boolean,
+    close: boolean,
+  ) {
+    this.hasBody = !head;
+    this.last = close;
+    this.shouldKeepAlive = !close;
+  }
+
+  setHeader(name: string, value: string): this {
+    if (this.headersSent) throw headersSentError();
+    const lower = name.toLowerCase();
+    const extra = this.extra ?? [];
+    this.extra = extra.filter(([k]) => k !== lower);
+    this.extra.push([lower, value]);
+    return this;
+  }
+
+  writeHead(status: number, headers?: OutgoingHeaders): this {
+    if (this.headersSent) throw headersSentError();
+    this.headersSent = true;
+    if (status === 204 || status === 304 || (status >= 100 && status < 200)) this.hasBody = false;
+    let h = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    const seen = { date: false, length: false, connection: false };
+    if (this.extra)
+      for (const [k, v] of this.extra) if (headers?.[k] === undefined) h = addHeader(h, k, k, v, seen, this);
+    if (headers)
+      for (const k in headers) {
+        const v = headers[k];
+        if (v !== undefined) h = addHeader(h, k, k.toLowerCase(), v, seen, this);
+      }
+    if (!seen.date) h += `Date: ${httpDate()}\r\n`;
+    if (!this.shouldKeepAlive) this.last = true;
+    if (!seen.connection) {
+      h += this.last ? 'Connection: close\r\n' : 'Connection: keep-alive\r\nKeep-Alive: timeout=65\r\n';
+    }
+    if (!seen.length && this.hasBody) {
+      this.chunked = true;
+      h += 'Transfer-Encoding: chunked\r\n';
+    }
+    this.head = `${h}\r\n`;
+    return this;
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.writableEnded || this.destroyed) return false;
+    if (!this.headersSent) this.writeHead(200);
+    const sock = this.conn.sock;
+    const head = this.head;
+    if (!this.hasBody || chunk.length === 0) {
+      if (head !== undefined) {
+        this.head = undefined;
+        return sock.write(head, 'latin1');
+      }
+      return true;
+    }
+    if (this.chunked) {
+      const size = `${chunk.length.toString(16)}\r\n`;
+      this.head = undefined;
+      if (chunk.length <= INLINE_BODY)
+        return sock.write(`${head ?? ''}${size}${chunk.toString('latin1')}\r\n`, 'latin1');
+      sock.cork();
+      sock.write(`${head ?? ''}${size}`, 'latin1');
+      sock.write(chunk);
+      const ok = sock.write('\r\n', 'latin1');
+      sock.uncork();
+      return ok;
+    }
+    if (head === undefined) return sock.write(chunk);
+    this.head = undefined;
+    if (chunk.length <= INLINE_BODY) return sock.write(head + chunk.toString('latin1'), 'latin1');
+    sock.cork();
+    sock.write(head, 'latin1');
+    const ok = sock.write(chunk);
+    sock.uncork();
+    return ok;
+  }
+
+  end(chunk?: Buffer): this {
+    if (this.writableEnded) return this;
+    if (this.destroyed) {
+      this.writableEnded = true;
+      return this;
+    }
+    if (!this.headersSent) this.writeHead(200);
+    if (chunk !== undefined && chunk.length > 0) this.write(chunk);
+    const sock = this.conn.sock;
+    const head = this.head;
+    this.head = undefined;
+    if (this.chunked) sock.write(`${head ?? ''}0\r\n\r\n`, 'latin1');
+    else if (head !== undefined) sock.write(head, 'latin1');
+    this.writableEnded = true;
+    this.writableFinished = true;
+    this.conn.finished(this);
+    return this;
+  }
+
+  destroy(_err?: Error): this {
+    if (!this.destroyed) {
+      this.destroyed = true;
+      this.conn.sock.destroy();
+    }
+    return this;
+  }
+
+  on(event: 'close', fn: Listener): this {
+    if (event === 'close') this.closeListener = fn;
+    return this;
+  }
+
+  once(event: 'drain', fn: () => void): this {
+    if (event === 'drain') this.conn.sock.once('drain', fn);
+    return this;
+  }
+
+  emitClose(): void {
+    const fn = this.closeListener;
+    this.closeListener = undefined;
+    fn?.call(this);
+  }
+}
+
+function addHeader(
+  h: string,
+  name: string,
+  lower: string,
+  v: string | string[] | number,
+  seen: { date: boolean; length: boolean; connection: boolean },
+  res: FastResponse,
+): string {
+  if (!TOKEN.test(name)) throw invalidHeader('header name', name);
+  switch (lower) {
+    case 'date':
+      seen.date = true;
+      break;
+    case 'content-length':
+      seen.length = true;
+      break;
+    case 'transfer-encoding':
+      seen.length = true; // the caller frames the body itself
+      break;
+    case 'connection':
+      seen.connection = true;
+      if (hasToken(String(v), 'close')) res.last = true;
+      break;
+  }
+  if (Array.isArray(v)) {
+    for (const one of v) {
+      if (INVALID_VALUE.test(one)) throw invalidHeader(`value of ${name}`, one);
+      h += `${name}: ${one}\r\n`;
+    }
+    return h;
+  }
+  const s = typeof v === 'string' ? v : String(v);
+  if (INVALID_VALUE.test(s)) throw invalidHeader(`value of ${name}`, s);
+  return `${h}${name}: ${s}\r\n`;
+}
+
+function invalidHeader(what: string, v: string): Error {
+  return Object.assign(new TypeError(`Invalid character in ${what} ${JSON.stringify(v)}`), {
+    code: 'ERR_INVALID_CHAR',
+  });
+}
+
+function headersSentError(): Error {
+  return Object.assign(new Error('Cannot write headers after they are sent to the client'), {
+    code: 'ERR_HTTP_HEADERS_SENT',
+  });
+}
