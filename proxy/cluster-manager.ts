@@ -159,6 +159,10 @@ export class ClusterManager {
 
   /** The raw HTTP/1.1 pool for an endpoint (requests without a streamed body). */
   fastPool(cluster: Cluster, ep: Endpoint): H1Pool {
+    // Cached on the endpoint for its cluster config: no key string per request.
+    const e = ep as Endpoint & { h1Pool?: H1Pool; h1Cluster?: Cluster };
+    const cached = e.h1Pool;
+    if (cached !== undefined && e.h1Cluster === cluster && !cached.closed) return cached;
     const key = poolKey(cluster, ep.address, ep.port);
     let p = this.fastPools.get(key);
     if (!p) {
@@ -173,6 +177,8 @@ export class ClusterManager {
       });
       this.fastPools.set(key, p);
     }
+    e.h1Pool = p;
+    e.h1Cluster = cluster;
     return p;
   }
 

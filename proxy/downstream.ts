@@ -46,17 +46,32 @@ export interface FastServerOptions {
 export class FastServer {
   readonly connections = new Set<FastConnection>();
   draining = false;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(readonly opts: FastServerOptions) {}
 
   accept(sock: Socket): void {
     const c = new FastConnection(this, sock);
     this.connections.add(c);
+    // Keep-alive timeout by a sweep, not a socket timer (node refreshes those on every read and
+    // write, a timer-list insert twice per request).
+    if (!this.sweeper && !this.draining) {
+      const every = Math.max(50, Math.min(5000, this.opts.keepAliveTimeoutMs / 4));
+      this.sweeper = setInterval(() => this.sweep(), every);
+      this.sweeper.unref();
+    }
+  }
+
+  private sweep(): void {
+    const cutoff = performance.now() - this.opts.keepAliveTimeoutMs;
+    for (const c of this.connections) c.closeIfIdleSince(cutoff);
   }
 
   /** Drain: close idle connections now, the busy ones after their response (Connection: close). */
   closeIdle(): void {
     this.draining = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
     for (const c of this.connections) c.closeIfIdle();
   }
 }
@@ -69,20 +84,17 @@ class FastConnection {
   private gone = false;
   private readonly onData = (chunk: Buffer) => this.data(chunk);
   private readonly onClose = () => this.closed();
-  private readonly onTimeout = () => {
-    if (!this.res) this.sock.destroy();
-  };
+  /** performance.now() when the connection last became idle (no response in flight). */
+  private idleSince = performance.now();
 
   constructor(
     private readonly server: FastServer,
     readonly sock: Socket,
   ) {
     sock.setNoDelay(true);
-    sock.setTimeout(server.opts.keepAliveTimeoutMs);
     sock.on('data', this.onData);
     sock.on('close', this.onClose);
     sock.on('error', onSocketError);
-    sock.on('timeout', this.onTimeout);
     // node:http's server sockets allow half-open; like node:http (httpAllowHalfOpen false), a
     // client's FIN aborts what is in flight and closes the connection.
     sock.on('end', onSocketError);
@@ -128,6 +140,7 @@ class FastConnection {
   finished(res: FastResponse): void {
     if (this.res !== res) return;
     this.res = undefined;
+    this.idleSince = performance.now();
     res.emitClose();
     if (res.last) {
       this.gone = true;
@@ -148,6 +161,10 @@ class FastConnection {
 
   private resumeParsing(): void {
     if (!this.gone && this.res === undefined) this.next();
+  }
+
+  closeIfIdleSince(cutoff: number): void {
+    if (this.idleSince <= cutoff) this.closeIfIdle();
   }
 
   closeIfIdle(): void {
@@ -178,9 +195,7 @@ class FastConnection {
     sock.removeListener('data', this.onData);
     sock.removeListener('close', this.onClose);
     sock.removeListener('error', onSocketError);
-    sock.removeListener('timeout', this.onTimeout);
     sock.removeListener('end', onSocketError);
-    sock.setTimeout(0);
     // Bytes read but not yet delivered (a paused socket) come after what we hold, in order.
     let pending = this.buf;
     this.buf = undefined;
@@ -252,6 +267,8 @@ export function parseRequest(head: string, socket: Socket): FastRequest | undefi
 }
 
 function hasToken(list: string, token: string): boolean {
+  if (list === token) return true;
+  if (list === 'keep-alive') return false; // the common request value
   const v = list.toLowerCase();
   if (v === token) return true;
   for (const t of v.split(',')) if (t.trim() === token) return true;

@@ -50,7 +50,8 @@ class H1Error extends Error {
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
 const MAX_HEAD = 64 * 1024;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** A control byte other than HTAB, or a CR or LF that is not part of a CRLF. */
+const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
 
 /** A pending dispatch waiting for a socket. */
 interface Queued {
@@ -78,7 +79,8 @@ class Conn {
   requests = 0;
   reused = false;
   expired = false;
-  idleTimer: NodeJS.Timeout | undefined;
+  /** performance.now() when parked idle (0 while busy); the pool's sweep closes stale ones. */
+  idleSince = 0;
   closed = false;
   private chunkLine: Buffer | undefined;
   private readonly resume = () => this.socket.resume();
@@ -294,8 +296,14 @@ class Conn {
 
   /** Status line and headers. Returns false when the exchange ended (error or interim). */
   private parseHead(text: string): boolean {
-    const lines = text.split('\r\n');
-    const status = lines[0] ?? '';
+    // One scan of the whole head for bytes that must not be there: a bare CR/LF or control byte
+    // inside a line would, passed on, split the head downstream.
+    if (CONTROL.test(text)) {
+      this.protocolError('invalid header line');
+      return false;
+    }
+    const eol = text.indexOf('\r\n');
+    const status = eol < 0 ? text : text.slice(0, eol);
     if (
       !status.startsWith('HTTP/1.') ||
       status.length < 12 ||
@@ -315,25 +323,33 @@ class Conn {
       this.state = 'head';
       return true;
     }
+    // Names are passed on lower-cased (HTTP/1.1 names are case-insensitive; Envoy lower-cases).
     const raw: string[] = [];
     let length = -1;
     let chunked = false;
     let conn: string | undefined;
-    for (let i = 1; i < lines.length; i++) {
-      const l = lines[i] as string;
-      const c = l.indexOf(':');
-      if (c <= 0 || l.charCodeAt(0) === 32 || l.charCodeAt(0) === 9) {
+    let pos = eol < 0 ? text.length : eol + 2;
+    while (pos < text.length) {
+      let next = text.indexOf('\r\n', pos);
+      if (next < 0) next = text.length;
+      const c = text.indexOf(':', pos);
+      const first = text.charCodeAt(pos);
+      if (c <= pos || c > next || first === 32 || first === 9) {
         this.protocolError('invalid header line');
         return false;
       }
-      const name = l.slice(0, c);
-      if (!TOKEN.test(name) || CONTROL.test(l)) {
-        // A bare CR/LF or control byte inside a line: passed on, it would split the head.
+      const name = text.slice(pos, c);
+      if (!TOKEN.test(name)) {
         this.protocolError('invalid header line');
         return false;
       }
-      const value = l.slice(c + 1).trim();
-      const lower = name.length === 14 || name.length === 17 || name.length === 10 ? name.toLowerCase() : '';
+      const lower = name.toLowerCase();
+      let a = c + 1;
+      let b = next;
+      while (a < b && (text.charCodeAt(a) === 32 || text.charCodeAt(a) === 9)) a++;
+      while (b > a && (text.charCodeAt(b - 1) === 32 || text.charCodeAt(b - 1) === 9)) b--;
+      const value = text.slice(a, b);
+      pos = next + 2;
       if (lower === 'content-length') {
         const n = Number(value);
         if (!/^\d+$/.test(value) || (length >= 0 && length !== n)) {
@@ -343,7 +359,7 @@ class Conn {
         length = n;
       } else if (lower === 'transfer-encoding') chunked = value.toLowerCase().endsWith('chunked');
       else if (lower === 'connection') conn = value.toLowerCase();
-      raw.push(name, value);
+      raw.push(lower, value);
     }
     if (conn?.includes('close') || (http10 && !conn?.includes('keep-alive'))) this.keepAlive = false;
     const h = this.handler as H1Handler;
@@ -376,6 +392,11 @@ export class H1Pool {
   private connecting = 0;
   private running = 0;
   private closedPool = false;
+  /** True once close() ran (the cluster manager pruned it). */
+  get closed(): boolean {
+    return this.closedPool;
+  }
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     readonly host: string,
@@ -406,10 +427,7 @@ export class H1Pool {
   private takeIdle(): Conn | undefined {
     let c = this.idle.pop();
     while (c?.closed) c = this.idle.pop();
-    if (c?.idleTimer) {
-      clearTimeout(c.idleTimer);
-      c.idleTimer = undefined;
-    }
+    if (c) c.idleSince = 0;
     return c;
   }
 
@@ -446,16 +464,32 @@ export class H1Pool {
     const next = this.queue.shift();
     if (next) return this.start(c, next.req, next.handler);
     c.reused = true;
+    c.idleSince = performance.now();
     this.idle.push(c);
-    c.idleTimer = setTimeout(() => c.socket.destroy(), this.opts.keepAliveMs);
-    c.idleTimer.unref();
+    // One sweep per pool instead of a timer per parked socket (a timer per request otherwise).
+    if (!this.sweeper) {
+      const every = Math.min(1000, Math.max(25, this.opts.keepAliveMs / 4));
+      this.sweeper = setInterval(() => this.sweep(), every);
+      this.sweeper.unref();
+    }
+  }
+
+  /** Close sockets idle for keepAliveMs or more (oldest first: the idle list is a stack). */
+  private sweep(): void {
+    const cutoff = performance.now() - this.opts.keepAliveMs;
+    while (this.idle.length > 0 && (this.idle[0] as Conn).idleSince <= cutoff) {
+      (this.idle.shift() as Conn).socket.destroy();
+    }
+    if (this.all.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
   }
 
   forget(c: Conn): void {
     this.all.delete(c);
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
-    if (c.idleTimer) clearTimeout(c.idleTimer);
     if (this.queue.length > 0) this.grow();
   }
 
@@ -485,6 +519,8 @@ export class H1Pool {
     for (const q of this.queue.splice(0)) q.handler.onError(new H1Error('pool closed', 'UND_ERR_DESTROYED'));
     // Idle sockets close now; sockets with a request in flight finish it and close on release.
     for (const c of this.idle.splice(0)) c.socket.destroy();
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
   }
 }
 

@@ -223,6 +223,11 @@ class Forwarder {
     const x = this.x;
     if (x.done) return;
     x.attempt++;
+    // Hosts tried so far (retries prefer another host); no Set for a first attempt.
+    if (x.attempt > 1 && x.endpoint) {
+      x.attempted ??= new Set();
+      x.attempted.add(x.endpoint);
+    }
     const { ep, pool, host } = this.pick();
     if (!pool) return localReply(x, 'no_healthy_upstream', this.deps);
     this.viaH1Pool = pool instanceof H1Pool;
@@ -232,8 +237,6 @@ class Forwarder {
         this.deps.manager.overflows.requests++;
         return localReply(x, 'overflow', this.deps);
       }
-      x.attempted ??= new Set();
-      x.attempted.add(ep);
       ep.active++;
       c.active++;
       if (x.attempt > 1) c.retriesActive++;
@@ -478,7 +481,9 @@ function responseHeaders(raw: Buffer[], x: Exchange, draining: boolean): Record<
   const h: Record<string, string | string[]> = {};
   let drop: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const k = (raw[i] as Buffer).toString('latin1').toLowerCase();
+    // The raw pool hands lower-cased strings; undici hands Buffers as received.
+    const n = raw[i] as Buffer | string;
+    const k = typeof n === 'string' ? n : n.toString('latin1').toLowerCase();
     const v = (raw[i + 1] as Buffer).toString('latin1');
     if (k === 'connection') drop = connectionTokens(v);
     if (HOP_BY_HOP.has(k)) continue;
