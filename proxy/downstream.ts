@@ -63,7 +63,7 @@ export class FastServer {
   }
 
   private sweep(): void {
-    const cutoff = performance.now() - this.opts.keepAliveTimeoutMs;
+    const cutoff = Date.now() - this.opts.keepAliveTimeoutMs;
     for (const c of this.connections) c.closeIfIdleSince(cutoff);
   }
 
@@ -84,8 +84,8 @@ class FastConnection {
   private gone = false;
   private readonly onData = (chunk: Buffer) => this.data(chunk);
   private readonly onClose = () => this.closed();
-  /** performance.now() when the connection last became idle (no response in flight). */
-  private idleSince = performance.now();
+  /** Date.now() (a cheaper clock; seconds matter here) when the connection last became idle (no response in flight). */
+  private idleSince = Date.now();
 
   constructor(
     private readonly server: FastServer,
@@ -140,7 +140,7 @@ class FastConnection {
   finished(res: FastResponse): void {
     if (this.res !== res) return;
     this.res = undefined;
-    this.idleSince = performance.now();
+    this.idleSince = Date.now();
     res.emitClose();
     if (res.last) {
       this.gone = true;

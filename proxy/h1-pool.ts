@@ -79,7 +79,7 @@ class Conn {
   requests = 0;
   reused = false;
   expired = false;
-  /** performance.now() when parked idle (0 while busy); the pool's sweep closes stale ones. */
+  /** Date.now() when parked idle (0 while busy); the pool's sweep closes stale ones. */
   idleSince = 0;
   closed = false;
   private chunkLine: Buffer | undefined;
@@ -464,7 +464,7 @@ export class H1Pool {
     const next = this.queue.shift();
     if (next) return this.start(c, next.req, next.handler);
     c.reused = true;
-    c.idleSince = performance.now();
+    c.idleSince = Date.now();
     this.idle.push(c);
     // One sweep per pool instead of a timer per parked socket (a timer per request otherwise).
     if (!this.sweeper) {
@@ -476,7 +476,7 @@ export class H1Pool {
 
   /** Close sockets idle for keepAliveMs or more (oldest first: the idle list is a stack). */
   private sweep(): void {
-    const cutoff = performance.now() - this.opts.keepAliveMs;
+    const cutoff = Date.now() - this.opts.keepAliveMs;
     while (this.idle.length > 0 && (this.idle[0] as Conn).idleSince <= cutoff) {
       (this.idle.shift() as Conn).socket.destroy();
     }
