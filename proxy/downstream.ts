@@ -266,6 +266,15 @@ export function parseRequest(head: string, socket: Socket): FastRequest | undefi
   return { method, url, headers: headers as IncomingHttpHeaders, httpVersion: '1.1', socket, close };
 }
 
+/** A Connection value naming headers besides close/keep-alive (they must be dropped too). */
+function hasOtherTokens(list: string): boolean {
+  for (const t of list.toLowerCase().split(',')) {
+    const v = t.trim();
+    if (v !== '' && v !== 'close' && v !== 'keep-alive') return true;
+  }
+  return false;
+}
+
 function hasToken(list: string, token: string): boolean {
   if (list === token) return true;
   if (list === 'keep-alive') return false; // the common request value
@@ -327,7 +336,6 @@ class FastResponse implements DownstreamResponse {
   writeHead(status: number, headers?: OutgoingHeaders): this {
     if (this.headersSent) throw headersSentError();
     this.headersSent = true;
-    if (status === 204 || status === 304 || (status >= 100 && status < 200)) this.hasBody = false;
     let h = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
     const seen = { date: false, length: false, connection: false };
     if (this.extra)
@@ -337,17 +345,59 @@ class FastResponse implements DownstreamResponse {
         const v = headers[k];
         if (v !== undefined) h = addHeader(h, k, k.toLowerCase(), v, seen, this);
       }
-    if (!seen.date) h += `Date: ${httpDate()}\r\n`;
-    if (!this.shouldKeepAlive) this.last = true;
-    if (!seen.connection) {
-      h += this.last ? 'Connection: close\r\n' : 'Connection: keep-alive\r\nKeep-Alive: timeout=65\r\n';
+    this.head = this.finishHead(h, status, seen.date, seen.length, seen.connection);
+    return this;
+  }
+
+  writeRawHead(status: number, raw: readonly string[], extra: readonly string[]): boolean {
+    if (this.headersSent || this.extra) return false;
+    let h = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    let date = false;
+    let length = false;
+    for (let i = 0; i < raw.length; i += 2) {
+      const k = raw[i] as string;
+      const v = raw[i + 1] as string;
+      switch (k) {
+        case 'connection':
+          if (v !== 'keep-alive' && v !== 'close' && hasOtherTokens(v)) return false;
+          continue;
+        case 'keep-alive':
+        case 'proxy-connection':
+        case 'transfer-encoding':
+        case 'te':
+        case 'trailer':
+        case 'upgrade':
+        case 'proxy-authenticate':
+        case 'proxy-authorization':
+        case 'http2-settings':
+          continue;
+        case 'date':
+          date = true;
+          break;
+        case 'content-length':
+          length = true;
+          break;
+      }
+      h += `${k}: ${v}\r\n`;
     }
-    if (!seen.length && this.hasBody) {
+    for (let i = 0; i < extra.length; i += 2) h += `${extra[i]}: ${extra[i + 1]}\r\n`;
+    this.headersSent = true;
+    this.head = this.finishHead(h, status, date, length, false);
+    return true;
+  }
+
+  /** Date, Connection/Keep-Alive and framing, as node:http adds them. */
+  private finishHead(h: string, status: number, date: boolean, length: boolean, connection: boolean): string {
+    if (status === 204 || status === 304 || (status >= 100 && status < 200)) this.hasBody = false;
+    if (!date) h += `Date: ${httpDate()}\r\n`;
+    if (!this.shouldKeepAlive) this.last = true;
+    if (!connection)
+      h += this.last ? 'Connection: close\r\n' : 'Connection: keep-alive\r\nKeep-Alive: timeout=65\r\n';
+    if (!length && this.hasBody) {
       this.chunked = true;
       h += 'Transfer-Encoding: chunked\r\n';
     }
-    this.head = `${h}\r\n`;
-    return this;
+    return `${h}\r\n`;
   }
 
   write(chunk: Buffer): boolean {

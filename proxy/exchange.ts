@@ -43,6 +43,12 @@ export interface DownstreamResponse {
   destroy(err?: Error): unknown;
   on(event: 'close', fn: () => void): unknown;
   once(event: 'drain', fn: () => void): unknown;
+  /**
+   * Fast path only: write the head straight from the raw pool's lower-cased, validated name/value
+   * pairs (hop-by-hop ones skipped) plus `extra` pairs. False when it cannot (a Connection header
+   * naming other headers); the caller then builds the header object.
+   */
+  writeRawHead?(status: number, raw: readonly string[], extra: readonly string[]): boolean;
 }
 
 export class Exchange implements RequestView {

@@ -8,7 +8,7 @@ import type { CompiledRoute } from '../config/snapshot.js';
 import type { ClusterRuntime } from './cluster-manager.js';
 import type { Exchange } from './exchange.js';
 import { H1Pool } from './h1-pool.js';
-import { applyHeaderOps, connectionTokens, HOP_BY_HOP } from './http-util.js';
+import { applyHeaderOps, connectionTokens, HOP_BY_HOP, hasOps } from './http-util.js';
 import type { Endpoint } from './lb/types.js';
 import { sendMirrors } from './mirror.js';
 import type { AttemptResult } from './outlier-detection.js';
@@ -165,7 +165,7 @@ class Forwarder {
   private current: Attempt | undefined;
   private resent = false;
   /** The attempt in flight went through the raw HTTP/1.1 pool, which replays idle-socket races itself. */
-  private viaH1Pool = false;
+  viaH1Pool = false;
   private readonly route: CompiledRoute | undefined;
 
   constructor(
@@ -432,8 +432,23 @@ class Attempt {
     x.responseCode = status;
     x.upstreamServiceTime = Math.round(f.deps.now() - x.upstreamStart);
     x.details = 'via_upstream';
-    const out = responseHeaders(raw, x, f.deps.draining);
-    x.res.writeHead(status, out);
+    const res = x.res;
+    // Common case on the fast paths: no response header operations, so the raw pool's validated
+    // pairs go straight into the downstream head, without a header object in between.
+    if (
+      res.writeRawHead !== undefined &&
+      f.viaH1Pool &&
+      !f.deps.draining &&
+      x.setCookie === undefined &&
+      (x.route === undefined || !hasOps(x.route.headers.response)) &&
+      (x.destination === undefined || !hasOps(x.destination.headers.response)) &&
+      res.writeRawHead(status, raw as unknown as string[], [
+        'x-envoy-upstream-service-time',
+        String(x.upstreamServiceTime),
+      ])
+    )
+      return true;
+    res.writeHead(status, responseHeaders(raw, x, f.deps.draining));
     return true;
   }
 

@@ -135,6 +135,23 @@ const echo = await startUpstream('echo', (req, res) => {
     res.end();
     return true;
   }
+  if (req.url?.startsWith('/raw/hop')) {
+    // Hop-by-hop headers, one named by Connection, and a repeated header.
+    res.writeHead(
+      200,
+      [
+        ['content-type', 'text/plain'],
+        ['connection', 'keep-alive, x-secret'],
+        ['x-secret', 'hidden'],
+        ['keep-alive', 'timeout=5'],
+        ['x-multi', 'a'],
+        ['x-multi', 'b'],
+        ['content-length', '2'],
+      ].flat(),
+    );
+    res.end('ok');
+    return true;
+  }
   if (req.url === '/slow') {
     setTimeout(() => {
       if (!res.destroyed) res.end('late');
@@ -156,6 +173,9 @@ spec:
   hosts: ["*"]
   gateways: [gw]
   http:
+  - match: [{uri: {prefix: /raw/}}]
+    route:
+    - destination: {host: shop.default.svc.cluster.local}
   - route:
     - destination: {host: shop.default.svc.cluster.local}
     headers:
@@ -315,6 +335,24 @@ for (const fast of [true, false]) {
       t.equal(JSON.parse(responses[3]?.body ?? '{}').url, '/after', 'the connection is still in sync');
       await expectDelta(t, 4, 0);
     });
+
+    await t.test(
+      'upstream heads without header operations: hop-by-hop dropped, the rest as sent',
+      async (t) => {
+        const { responses } = await exchange(port, [get('/raw/hop') + get('/raw/plain')], 2);
+        const [hop, plain] = responses;
+        t.equal(hop?.status, 200);
+        t.equal(hop?.body, 'ok');
+        t.equal(hop?.headers['x-secret'], undefined, 'a header named by Connection is dropped');
+        t.not(hop?.headers['keep-alive'], 'timeout=5', "the upstream's Keep-Alive is not passed on");
+        t.equal(hop?.headers.connection, 'keep-alive', "the proxy's own Connection");
+        t.equal(hop?.headers['x-multi'], 'a, b');
+        t.ok(Number(hop?.headers['x-envoy-upstream-service-time']) >= 0);
+        t.equal(plain?.headers['content-type'], 'application/json');
+        t.equal(JSON.parse(plain?.body ?? '{}').url, '/raw/plain');
+        await expectDelta(t, 2, 0);
+      },
+    );
 
     await t.test('a client that goes away mid-request: counted, and the worker serves on', async (t) => {
       const sock = connect(port, '127.0.0.1');
