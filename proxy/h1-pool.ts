@@ -49,6 +49,8 @@ class H1Error extends Error {
 
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
 const MAX_HEAD = 64 * 1024;
+/** Every pool socket reads into this one buffer; a read is consumed before the next one lands. */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** A control byte other than HTAB, or a CR or LF that is not part of a CRLF. */
 const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
@@ -93,7 +95,20 @@ class Conn {
     port: number,
     connected: (c: Conn, err?: Error) => void,
   ) {
-    const s = connect({ host, port, noDelay: true });
+    // Reads land in one shared buffer (no stream push, no Buffer per read); onData copies what
+    // outlives the call (a partial head or chunk line, body bytes handed to the handler).
+    const s = connect({
+      host,
+      port,
+      noDelay: true,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number, b: Uint8Array) => {
+          this.onData((b as Buffer).subarray(0, n));
+          return true;
+        },
+      },
+    });
     this.socket = s;
     let timer: NodeJS.Timeout | undefined = setTimeout(() => {
       timer = undefined;
@@ -115,7 +130,6 @@ class Conn {
       }
       connected(this);
     });
-    s.on('data', (d: Buffer) => this.onData(d));
     s.on('error', (err: Error) => {
       if (timer) {
         clearTimeout(timer);
@@ -219,7 +233,7 @@ class Conn {
           const end = all.indexOf('\r\n\r\n');
           if (end < 0) {
             if (all.length > MAX_HEAD) return this.protocolError('response head too large');
-            this.head = all;
+            this.head = all === buf ? Buffer.from(all) : all;
             return;
           }
           this.head = undefined;
@@ -233,12 +247,12 @@ class Conn {
           const chunk = n === buf.length ? buf : buf.subarray(0, n);
           this.remaining -= n;
           buf = buf.subarray(n);
-          if (!this.handler.onData(chunk)) this.socket.pause();
+          if (!this.handler.onData(Buffer.from(chunk))) this.socket.pause();
           if (this.remaining === 0) this.complete(null);
           break;
         }
         case 'until-close':
-          if (!this.handler.onData(buf)) this.socket.pause();
+          if (!this.handler.onData(Buffer.from(buf))) this.socket.pause();
           return;
         case 'chunk-size':
         case 'trailers': {
@@ -246,7 +260,7 @@ class Conn {
           const nl = all.indexOf('\r\n');
           if (nl < 0) {
             if (all.length > 4096) return this.protocolError('chunk line too long');
-            this.chunkLine = all;
+            this.chunkLine = all === buf ? Buffer.from(all) : all;
             return;
           }
           this.chunkLine = undefined;
@@ -272,14 +286,14 @@ class Conn {
           const chunk = n === buf.length ? buf : buf.subarray(0, n);
           this.remaining -= n;
           buf = buf.subarray(n);
-          if (!this.handler.onData(chunk)) this.socket.pause();
+          if (!this.handler.onData(Buffer.from(chunk))) this.socket.pause();
           if (this.remaining === 0) this.state = 'chunk-crlf';
           break;
         }
         case 'chunk-crlf': {
           const all = this.chunkLine ? Buffer.concat([this.chunkLine, buf]) : buf;
           if (all.length < 2) {
-            this.chunkLine = all;
+            this.chunkLine = all === buf ? Buffer.from(all) : all;
             return;
           }
           this.chunkLine = undefined;
