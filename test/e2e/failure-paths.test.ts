@@ -332,7 +332,9 @@ for (const [mode, env] of MODES)
         } else {
           t.equal(r.status, 503);
           t.equal(r.body, `${RESET}connection termination`);
-          t.equal(racy.requests - before, 1, 'the upstream saw the POST once');
+          // Once when the POST reached the upstream before it closed; zero when the close won
+          // the race outright (its kernel reset the connection). Never twice: it is not re-sent.
+          t.ok(racy.requests - before <= 1, 'the upstream saw the POST at most once');
         }
         await workerSurvived(t);
       },
