@@ -11,7 +11,7 @@
 // exchange.ts), so routing, upstream I/O, stats and logs are one code path. COURIER_FAST_DOWNSTREAM=0
 // turns the fast path off (every connection goes straight to node:http).
 
-import { type IncomingHttpHeaders, STATUS_CODES } from 'node:http';
+import { type IncomingHttpHeaders, METHODS as METHODS_LIST, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { DownstreamRequest, DownstreamResponse, OutgoingHeaders } from './exchange.js';
 
@@ -80,11 +80,16 @@ class FastConnection {
   private buf: Buffer | undefined;
   private res: FastResponse | undefined;
   private parsing = false;
-  private paused = false;
+  /** Reading stopped: too many pipelined bytes while a response is in flight. */
+  private inputPaused = false;
+  /** Parsing stopped until the client reads what was written (node:http's needDrain pause). */
+  private awaitingDrain = false;
   private gone = false;
   private readonly onData = (chunk: Buffer) => this.data(chunk);
   private readonly onClose = () => this.closed();
-  /** Date.now() (a cheaper clock; seconds matter here) when the connection last became idle (no response in flight). */
+  private readonly onEnd = () => this.ended();
+  private readonly onDrain = () => this.drained();
+  /** Date.now() when the connection last became idle (seconds matter here; it is the cheaper clock). */
   private idleSince = Date.now();
 
   constructor(
@@ -95,17 +100,17 @@ class FastConnection {
     sock.on('data', this.onData);
     sock.on('close', this.onClose);
     sock.on('error', onSocketError);
-    // node:http's server sockets allow half-open; like node:http (httpAllowHalfOpen false), a
-    // client's FIN aborts what is in flight and closes the connection.
-    sock.on('end', onSocketError);
+    sock.on('end', this.onEnd);
+    sock.on('drain', this.onDrain);
   }
 
   private data(chunk: Buffer): void {
+    if (this.gone) return; // closing: nothing more is served
     this.buf = this.buf === undefined ? chunk : Buffer.concat([this.buf, chunk]);
-    if (this.res) {
-      // Pipelined while a response is in flight: keep it for later, within bounds.
-      if (this.buf.length > MAX_PENDING && !this.paused) {
-        this.paused = true;
+    if (this.res || this.awaitingDrain) {
+      // Pipelined while a response is in flight or unread: keep it for later, within bounds.
+      if (this.buf.length > MAX_PENDING && !this.inputPaused) {
+        this.inputPaused = true;
         this.sock.pause();
       }
       return;
@@ -117,6 +122,11 @@ class FastConnection {
   private next(): void {
     this.parsing = true;
     while (this.buf !== undefined && this.res === undefined && !this.gone) {
+      if (this.sock.writableNeedDrain) {
+        // The client is not reading its responses: serve the next request once it has.
+        this.awaitingDrain = true;
+        break;
+      }
       const buf = this.buf;
       const end = buf.indexOf('\r\n\r\n', 0, 'latin1');
       if (end < 0 || end + 2 > MAX_HEAD) return this.handoff();
@@ -130,8 +140,8 @@ class FastConnection {
       this.server.opts.onRequest(req, res);
     }
     this.parsing = false;
-    if (this.paused && this.res === undefined && !this.gone) {
-      this.paused = false;
+    if (this.inputPaused && this.res === undefined && !this.awaitingDrain && !this.gone) {
+      this.inputPaused = false;
       this.sock.resume();
     }
   }
@@ -142,19 +152,14 @@ class FastConnection {
     this.res = undefined;
     this.idleSince = Date.now();
     res.emitClose();
-    if (res.last) {
-      this.gone = true;
-      this.buf = undefined;
-      this.sock.end();
+    if (res.last || this.server.draining) {
+      this.close();
       return;
     }
-    if (this.server.draining) {
-      this.closeIfIdle();
-      return;
-    }
-    if (this.buf !== undefined && !this.parsing) setImmediate(() => this.resumeParsing());
-    else if (this.paused && !this.parsing) {
-      this.paused = false;
+    if (this.parsing) return; // next() goes on with what is buffered
+    if (this.buf !== undefined) setImmediate(() => this.resumeParsing());
+    else if (this.inputPaused) {
+      this.inputPaused = false;
       this.sock.resume();
     }
   }
@@ -163,26 +168,57 @@ class FastConnection {
     if (!this.gone && this.res === undefined) this.next();
   }
 
+  private drained(): void {
+    this.res?.drained();
+    if (this.awaitingDrain) {
+      this.awaitingDrain = false;
+      this.resumeParsing();
+    }
+  }
+
   closeIfIdleSince(cutoff: number): void {
     if (this.idleSince <= cutoff) this.closeIfIdle();
   }
 
   closeIfIdle(): void {
-    if (!this.res && !this.gone) {
-      this.gone = true;
-      this.sock.destroy();
+    if (!this.res) this.close();
+  }
+
+  /** Close after what was written is sent (a destroy would drop queued bytes). */
+  private close(): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.buf = undefined;
+    const sock = this.sock;
+    if (sock.writableLength === 0) {
+      sock.destroy();
+      return;
     }
+    // Server sockets allow half-open: end() only sends FIN, so destroy once flushed, and give a
+    // client that never reads a bounded time.
+    sock.end();
+    sock.once('finish', () => sock.destroy());
+    setTimeout(() => sock.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  /**
+   * The client's FIN. Like node:http (httpAllowHalfOpen false): the request in flight is aborted,
+   * responses already written are still sent, then the connection closes.
+   */
+  private ended(): void {
+    const res = this.res;
+    this.res = undefined;
+    res?.abort();
+    this.close();
   }
 
   private closed(): void {
     this.gone = true;
+    this.buf = undefined;
     this.server.connections.delete(this);
     const res = this.res;
     this.res = undefined;
-    if (res) {
-      res.destroyed = true;
-      res.emitClose();
-    }
+    res?.abort();
   }
 
   /** Give the connection, and what it sent that is not served yet, to node:http. */
@@ -195,22 +231,31 @@ class FastConnection {
     sock.removeListener('data', this.onData);
     sock.removeListener('close', this.onClose);
     sock.removeListener('error', onSocketError);
-    sock.removeListener('end', onSocketError);
+    sock.removeListener('end', this.onEnd);
+    sock.removeListener('drain', this.onDrain);
     // Bytes read but not yet delivered (a paused socket) come after what we hold, in order.
     let pending = this.buf;
     this.buf = undefined;
     for (let c = sock.read() as Buffer | null; c !== null; c = sock.read() as Buffer | null)
       pending = pending === undefined ? c : Buffer.concat([pending, c]);
     this.server.opts.handoff(sock);
+    // Resume before re-feeding: an upgrade handled inside the emit takes the socket out of
+    // flowing mode, and a resume after it would drop the upgraded stream's first bytes.
+    if (this.inputPaused) sock.resume();
     if (pending !== undefined) sock.emit('data', pending);
-    if (this.paused) sock.resume();
   }
 }
 
-/** 'error' and 'end' on a fast connection: close it ('close' aborts the request in flight). */
+/** A closing connection whose client does not read gets this long to take the last bytes. */
+const CLOSE_GRACE_MS = 10_000;
+
+/** 'error' on a fast connection: close it ('close' aborts the request in flight). */
 function onSocketError(this: Socket): void {
   this.destroy();
 }
+
+/** Methods llhttp knows (node:http answers 400 to others); CONNECT is node:http's own event. */
+const METHODS = new Set(METHODS_LIST.filter((m) => m !== 'CONNECT'));
 
 interface FastRequest extends DownstreamRequest {
   readonly method: string;
@@ -226,7 +271,7 @@ export function parseRequest(head: string, socket: Socket): FastRequest | undefi
   const sp1 = head.indexOf(' ');
   const sp2 = head.indexOf(' ', sp1 + 1);
   const method = head.slice(0, sp1);
-  if (method === 'CONNECT') return undefined;
+  if (!METHODS.has(method)) return undefined;
   const url = head.slice(sp1 + 1, sp2);
   const headers: Record<string, string> = {};
   let close = false;
@@ -313,6 +358,8 @@ class FastResponse implements DownstreamResponse {
   private hasBody: boolean;
   private extra: [string, string][] | undefined;
   private closeListener: Listener | undefined;
+  /** Per response (not on the socket): a late drain must not resume another exchange's upstream. */
+  private drainListener: (() => void) | undefined;
 
   constructor(
     private readonly conn: FastConnection,
@@ -335,7 +382,6 @@ class FastResponse implements DownstreamResponse {
 
   writeHead(status: number, headers?: OutgoingHeaders): this {
     if (this.headersSent) throw headersSentError();
-    this.headersSent = true;
     let h = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
     const seen = { date: false, length: false, connection: false };
     if (this.extra)
@@ -346,6 +392,7 @@ class FastResponse implements DownstreamResponse {
         if (v !== undefined) h = addHeader(h, k, k.toLowerCase(), v, seen, this);
       }
     this.head = this.finishHead(h, status, seen.date, seen.length, seen.connection);
+    this.headersSent = true; // only once valid: an invalid header leaves the 500 possible
     return this;
   }
 
@@ -467,8 +514,22 @@ class FastResponse implements DownstreamResponse {
   }
 
   once(event: 'drain', fn: () => void): this {
-    if (event === 'drain') this.conn.sock.once('drain', fn);
+    if (event === 'drain') this.drainListener = fn;
     return this;
+  }
+
+  /** The socket drained while this response was in flight. */
+  drained(): void {
+    const fn = this.drainListener;
+    this.drainListener = undefined;
+    fn?.();
+  }
+
+  /** The connection went away before this response was written: in-flight work is cancelled. */
+  abort(): void {
+    this.destroyed = true;
+    this.drainListener = undefined;
+    this.emitClose();
   }
 
   emitClose(): void {
@@ -495,8 +556,7 @@ function addHeader(
       seen.length = true;
       break;
     case 'transfer-encoding':
-      seen.length = true; // the caller frames the body itself
-      break;
+      return h; // framing is ours: chunked whenever there is a body and no Content-Length
     case 'connection':
       seen.connection = true;
       if (hasToken(String(v), 'close')) res.last = true;

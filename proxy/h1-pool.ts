@@ -341,6 +341,7 @@ class Conn {
     const raw: string[] = [];
     let length = -1;
     let chunked = false;
+    let sawTransferEncoding = false;
     let conn: string | undefined;
     let pos = eol < 0 ? text.length : eol + 2;
     while (pos < text.length) {
@@ -371,9 +372,16 @@ class Conn {
           return false;
         }
         length = n;
-      } else if (lower === 'transfer-encoding') chunked = value.toLowerCase().endsWith('chunked');
-      else if (lower === 'connection') conn = value.toLowerCase();
+      } else if (lower === 'transfer-encoding') {
+        sawTransferEncoding = true;
+        chunked = value.toLowerCase().endsWith('chunked');
+      } else if (lower === 'connection') conn = value.toLowerCase();
       raw.push(lower, value);
+    }
+    if (length >= 0 && sawTransferEncoding) {
+      // Both framings: a response-splitting attempt or a broken upstream (Envoy rejects it too).
+      this.protocolError('both content-length and transfer-encoding');
+      return false;
     }
     if (conn?.includes('close') || (http10 && !conn?.includes('keep-alive'))) this.keepAlive = false;
     const h = this.handler as H1Handler;

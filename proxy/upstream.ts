@@ -495,12 +495,14 @@ class Attempt {
 function responseHeaders(raw: Buffer[], x: Exchange, draining: boolean): Record<string, string | string[]> {
   const h: Record<string, string | string[]> = {};
   let drop: string[] | undefined;
+  let sawTransferEncoding = false;
   for (let i = 0; i < raw.length; i += 2) {
     // The raw pool hands lower-cased strings; undici hands Buffers as received.
     const n = raw[i] as Buffer | string;
     const k = typeof n === 'string' ? n : n.toString('latin1').toLowerCase();
     const v = (raw[i + 1] as Buffer).toString('latin1');
     if (k === 'connection') drop = connectionTokens(v);
+    else if (k === 'transfer-encoding') sawTransferEncoding = true;
     if (HOP_BY_HOP.has(k)) continue;
     const cur = h[k];
     if (cur === undefined) h[k] = v;
@@ -508,6 +510,8 @@ function responseHeaders(raw: Buffer[], x: Exchange, draining: boolean): Record<
     else h[k] = k === 'set-cookie' ? [cur, v] : `${cur}, ${v}`;
   }
   if (drop) for (const d of drop) delete h[d];
+  // Transfer-Encoding (already stripped) overrides Content-Length; ours frames the body instead.
+  if (sawTransferEncoding) delete h['content-length'];
   h['x-envoy-upstream-service-time'] = String(x.upstreamServiceTime);
   const route = x.route;
   if (route) {

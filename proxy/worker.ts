@@ -216,6 +216,9 @@ export function listenerKey(l: Listener): string {
 
 /** Malformed requests: Envoy-like 400 / 431, never forwarded. */
 function clientError(err: Error & { code?: string }, sock: Socket): void {
+  // Bytes after a `Connection: close` request: ignored (as Envoy does); the request before them
+  // is answered and the connection then closes.
+  if (err.code === 'HPE_CLOSED_CONNECTION' && !sock.destroyed) return;
   if (!sock.writable || sock.destroyed) {
     sock.destroy();
     return;

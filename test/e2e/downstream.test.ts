@@ -173,6 +173,8 @@ spec:
   hosts: ["*"]
   gateways: [gw]
   http:
+  - match: [{uri: {exact: /big}}]
+    directResponse: {status: 200, body: {string: "${'b'.repeat(256 * 1024)}"}}
   - match: [{uri: {prefix: /raw/}}]
     route:
     - destination: {host: shop.default.svc.cluster.local}
@@ -183,6 +185,15 @@ spec:
         add: {x-route: shop}
 `,
 });
+
+/** istio_requests_total with response_code 200, summed over every label set. */
+async function ok200(statusPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${statusPort}/stats/prometheus`)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^istio_requests_total\{[^}]*response_code="200"[^}]*\} (\d+)$/gm))
+    n += Number(m[1]);
+  return n;
+}
 
 async function fastCounters(statusPort: number): Promise<{ request: number; handoff: number }> {
   const text = await (await fetch(`http://127.0.0.1:${statusPort}/stats/prometheus`)).text();
@@ -293,6 +304,46 @@ for (const fast of [true, false]) {
       await expectDelta(t, 1, 0);
     });
 
+    await t.test('a client that stops reading stops being served, then catches up', async (t) => {
+      const n = 400; // 400 × 256 KiB = 100 MiB if the proxy kept answering into memory
+      const sock = connect(port, '127.0.0.1');
+      sock.on('error', () => {});
+      sock.pause();
+      sock.write(get('/big').repeat(n));
+      await sleep(1500);
+      const served = await ok200(agent.status);
+      let bytes = 0;
+      const all = new Promise<void>((resolve) => {
+        sock.on('data', (d: Buffer) => {
+          bytes += d.length;
+          if (bytes >= n * 256 * 1024) resolve();
+        });
+        sock.on('close', () => resolve());
+      });
+      sock.resume();
+      await all;
+      sock.destroy();
+      t.ok(bytes >= n * 256 * 1024, `all ${n} responses arrived once read (${bytes} bytes)`);
+      const total = await ok200(agent.status);
+      t.ok(
+        total - served >= n / 2,
+        `most were served only after the client read (${total - served} of ${n})`,
+      );
+      await delta();
+    });
+
+    await t.test('nothing is served after Connection: close, pipelined or not', async (t) => {
+      const { responses, closed } = await exchange(
+        port,
+        [get('/first', 'Connection: close\r\n') + get('/second')],
+        1,
+      );
+      t.equal(responses.length, 1);
+      t.equal(JSON.parse(responses[0]?.body ?? '{}').url, '/first');
+      t.ok(closed);
+      await delta();
+    });
+
     await t.test('codec errors keep node:http answers', async (t) => {
       const ctl = await exchange(port, [get('/ctl', 'X-Bad: a\x01b\r\n')], 1);
       t.equal(ctl.responses[0]?.status, 400, 'control character in a value');
@@ -309,13 +360,15 @@ for (const fast of [true, false]) {
       t.equal(te.responses[0]?.status, 400, 'Content-Length with Transfer-Encoding');
       const nohost = await exchange(port, ['GET / HTTP/1.1\r\n\r\n'], 1);
       t.equal(nohost.responses[0]?.status, 400, 'no Host');
+      const method = await exchange(port, ['FOO / HTTP/1.1\r\nHost: a\r\n\r\n'], 1);
+      t.equal(method.responses[0]?.status, 400, 'a method llhttp does not know');
       // After good requests on the fast path, a bad one still gets node:http's 400.
       const later = await exchange(port, [get('/ok'), get('/bad', 'Bad Name: x\r\n')], 2);
       t.same(
         later.responses.map((r) => r.status),
         [200, 400],
       );
-      await expectDelta(t, 1, 6);
+      await expectDelta(t, 1, 7);
     });
 
     await t.test('chunked, HEAD and 204 responses are framed right', async (t) => {

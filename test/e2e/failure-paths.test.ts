@@ -79,6 +79,12 @@ const garbage = await rawUpstream((sock) => {
 const badHeader = await rawUpstream((sock) => {
   sock.end('HTTP/1.1 200 OK\r\nx-a: foo\nInjected: yes\r\ncontent-length: 2\r\n\r\nok');
 });
+// Both framings in one response: a response-splitting attempt.
+const bothFramings = await rawUpstream((sock) => {
+  sock.end(
+    'HTTP/1.1 200 OK\r\ncontent-length: 100\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+  );
+});
 const slowHeaders = await rawUpstream(() => {});
 const slowBody = await rawUpstream((sock) => {
   sock.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfirst bytes ');
@@ -104,6 +110,7 @@ const hosts: [string, number, string?][] = [
   ['resetbody', resetBody.port],
   ['garbage', garbage.port],
   ['badheader', badHeader.port],
+  ['clte', bothFramings.port],
   ['slowheaders', slowHeaders.port, '500ms'],
   ['slowbody', slowBody.port, '500ms'],
   ['racy', racy.port],
@@ -130,7 +137,7 @@ ${hosts
   ].join('\n---\n');
 
 t.teardown(async () => {
-  for (const u of [resetHeaders, resetBody, garbage, badHeader, slowHeaders, slowBody, racy])
+  for (const u of [resetHeaders, resetBody, garbage, badHeader, bothFramings, slowHeaders, slowBody, racy])
     await new Promise((r) => u.server.close(r));
   await good.close();
 });
@@ -247,6 +254,13 @@ for (const [mode, env] of MODES)
       t.equal(r.status, 503);
       t.equal(r.body, `${RESET}protocol error`);
       t.equal(r.headers.injected, undefined);
+      await workerSurvived(t);
+    });
+
+    t.test('Content-Length with Transfer-Encoding from the upstream: 503 protocol error', async (t) => {
+      const r = await request(gw, '/clte');
+      t.equal(r.status, 503);
+      t.equal(r.body, `${RESET}protocol error`);
       await workerSurvived(t);
     });
 
