@@ -32,6 +32,14 @@ broken.server.on('upgrade', (req, sock) => {
   );
   sock.on('data', (d: Buffer) => sock.write(Buffer.from(d.toString().toUpperCase())));
 });
+// A second upgrade-capable upstream that says who it is in its 101.
+const tunnel2 = await startUpstream('tunnel2');
+tunnel2.server.on('upgrade', (req, sock) => {
+  tunnels.push(sock);
+  sock.write(
+    `HTTP/1.1 101 Switching Protocols\r\nupgrade: ${req.headers.upgrade}\r\nconnection: Upgrade\r\nx-tunnel: two\r\n\r\n`,
+  );
+});
 const deadPort = await freePort();
 const gw = await freePort();
 const eps = ups.map((u) => ({ port: u.port }));
@@ -49,6 +57,8 @@ ${serviceEntryYaml('query.default.svc.cluster.local', eps)}
 ${serviceEntryYaml('mirror.default.svc.cluster.local', [{ port: mirror.port }])}
 ---
 ${serviceEntryYaml('broken.default.svc.cluster.local', [{ port: broken.port }])}
+---
+${serviceEntryYaml('tunnel2.default.svc.cluster.local', [{ port: tunnel2.port }])}
 ---
 ${serviceEntryYaml('half.default.svc.cluster.local', [{ port: deadPort }, { port: ups[0]?.port as number }])}
 ---
@@ -109,6 +119,12 @@ spec:
     mirror: {host: mirror}
   - match: [{uri: {prefix: /half}}]
     route: [{destination: {host: half}}]
+  - match: [{uri: {prefix: /wsplit}}]
+    route:
+    - destination: {host: broken}
+      weight: 1
+    - destination: {host: tunnel2}
+      weight: 99
   - route: [{destination: {host: broken}}]
 `;
 
@@ -116,7 +132,7 @@ const agent = await startAgent({ configDir: writeConfigDir({ 'c.yaml': config })
 t.teardown(async () => {
   for (const s of tunnels) s.destroy();
   await agent.stop();
-  await Promise.all([...ups, mirror, broken].map((u) => u.close()));
+  await Promise.all([...ups, mirror, broken, tunnel2].map((u) => u.close()));
 });
 const name = (b: string) => (JSON.parse(b) as { name: string }).name;
 
@@ -207,6 +223,33 @@ t.test('Upgrade requests are proxied both ways', async (t) => {
   sock.destroy();
   t.match(got, /^HTTP\/1\.1 101/);
   t.match(got, /HELLO/);
+});
+
+t.test('Upgrade requests follow the weighted split, not the first destination', async (t) => {
+  let second = 0;
+  const n = 40;
+  for (let i = 0; i < n; i++) {
+    const head = await new Promise<string>((res) => {
+      const sock = connect(gw, '127.0.0.1');
+      sock.write('GET /wsplit HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n');
+      let buf = '';
+      sock.on('data', (d) => {
+        buf += d.toString();
+        if (buf.includes('\r\n\r\n')) {
+          sock.destroy();
+          res(buf);
+        }
+      });
+      sock.on('error', () => res(buf));
+      setTimeout(() => {
+        sock.destroy();
+        res(buf);
+      }, 3000);
+    });
+    if (/^HTTP\/1\.1 101/.test(head) && /\r\nx-tunnel: two\r\n/i.test(head)) second++;
+  }
+  // 99% weight: all 40 but for a rare one; the first destination alone would give none.
+  t.ok(second >= n - 5, `${second} of ${n} upgrades went to the 99% destination`);
 });
 
 async function raw(text: string): Promise<string> {
