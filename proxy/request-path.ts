@@ -324,7 +324,7 @@ function applyCors(x: Exchange, route: CompiledRoute, deps: ProxyDeps): boolean 
 /** Sidecar catch-all: ALLOW_ANY forwards to the original destination, REGISTRY_ONLY answers 502. */
 function fallback(rt: Runtime, x: Exchange, vh: VirtualHost, deps: ProxyDeps): void {
   if (vh.fallback === 'block') return localReply(x, 'registry_only', deps);
-  forward(rt, x, deps, { passthrough: true });
+  forward(rt, x, deps, true);
 }
 
 /** Request id and forwarding headers, set once per request before the first attempt. */

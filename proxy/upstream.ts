@@ -7,7 +7,7 @@ import { splitHostPort } from '../config/names.js';
 import type { CompiledRoute } from '../config/snapshot.js';
 import type { ClusterRuntime } from './cluster-manager.js';
 import type { Exchange } from './exchange.js';
-import { H1Pool } from './h1-pool.js';
+import { type H1Handler, H1Pool, type H1Request } from './h1-pool.js';
 import { applyHeaderOps, connectionTokens, HOP_BY_HOP, hasOps } from './http-util.js';
 import type { Endpoint } from './lb/types.js';
 import { sendMirrors } from './mirror.js';
@@ -69,12 +69,7 @@ const FAILURE_OUTCOME = {
 } as const;
 
 /** Entry from the request path: the route, cluster and (optional) hash key are decided. */
-export function forward(
-  rt: Runtime,
-  x: Exchange,
-  deps: ProxyDeps,
-  opts: { passthrough?: boolean } = {},
-): void {
+export function forward(rt: Runtime, x: Exchange, deps: ProxyDeps, passthrough = false): void {
   prepareRequestHeaders(x);
   const req = buildUpstreamRequest(x);
   const hasBody =
@@ -83,15 +78,8 @@ export function forward(
       : x.req.headers['transfer-encoding'] !== undefined;
   const route = x.route;
   const wantsReplay = route !== undefined && (route.retry.numRetries > 0 || route.mirrors.length > 0);
+  if (!hasBody) return start(rt, x, deps, req, passthrough, null, false);
   const len = Number(x.req.headers['content-length'] ?? Number.NaN);
-  const start = (body: Buffer | null, streamed: boolean) => {
-    req.body = streamed ? (x.req as never) : body;
-    req.streamed = streamed;
-    if (route && route.mirrors.length > 0 && !streamed) sendMirrors(rt, x, route, req, deps);
-    const f = new Forwarder(rt, x, deps, req, opts.passthrough === true);
-    f.run();
-  };
-  if (!hasBody) return start(null, false);
   if (
     wantsReplay &&
     Number.isFinite(len) &&
@@ -107,14 +95,31 @@ export function forward(
     stream.once('end', () => {
       const b = Buffer.concat(chunks);
       x.bytesReceived = b.length;
-      start(b, false);
+      start(rt, x, deps, req, passthrough, b, false);
     });
     stream.once('error', () => x.res.destroy());
     return;
   }
   // Streamed as is (undici reads the request stream itself); count bytes from its framing.
   x.bytesReceived = Number.isFinite(len) ? len : 0;
-  start(null, true);
+  start(rt, x, deps, req, passthrough, null, true);
+}
+
+/** Mirrors (for a replayable body) and the first attempt. */
+function start(
+  rt: Runtime,
+  x: Exchange,
+  deps: ProxyDeps,
+  req: UpstreamRequest,
+  passthrough: boolean,
+  body: Buffer | null,
+  streamed: boolean,
+): void {
+  req.body = streamed ? (x.req as never) : body;
+  req.streamed = streamed;
+  const route = x.route;
+  if (route && route.mirrors.length > 0 && !streamed) sendMirrors(rt, x, route, req, deps);
+  new Forwarder(rt, x, deps, req, passthrough).run();
 }
 
 function buildUpstreamRequest(x: Exchange): UpstreamRequest {
@@ -251,15 +256,14 @@ class Forwarder {
     if (perTry > 0 && perTry <= MAX_TIMER && this.route && this.route.timeoutMs !== perTry)
       a.startTimer(perTry);
     x.upstreamStart = this.deps.now();
-    pool.dispatch(
-      {
-        method: this.req.method,
-        path: this.req.path,
-        headers,
-        body: this.req.body as never,
-      },
-      a as unknown as Dispatcher.DispatchHandler,
-    );
+    // The raw pool takes the request as it is (never streamed there); undici gets its own shape.
+    if (this.viaH1Pool)
+      (pool as unknown as H1Pool).dispatch(this.req as H1Request, a as unknown as H1Handler);
+    else
+      pool.dispatch(
+        { method: this.req.method, path: this.req.path, headers, body: this.req.body as never },
+        a as unknown as Dispatcher.DispatchHandler,
+      );
   }
 
   /** A response status arrived: retry it, or let it through. */
