@@ -4,6 +4,7 @@ import type { AnyResource, ConfigError, DocSource, IstioKind } from '../types.js
 import { Checker, isDns1123Label, isDns1123Subdomain, isObj } from './checker.js';
 import { validateDestinationRule } from './destination-rule.js';
 import { validateGateway } from './gateway.js';
+import { checkKnownFields } from './known-fields.js';
 import { validateServiceEntry, validateSidecar, validateWorkloadEntry } from './service-entry.js';
 import { validateVirtualService } from './virtual-service.js';
 
@@ -38,6 +39,7 @@ export function validateDocument(doc: Record<string, unknown>, source: DocSource
   const labels = meta ? (c.labels(meta.labels, 'metadata.labels') ?? {}) : {};
   const spec = c.obj(doc.spec, 'spec', true);
   if (spec) BY_KIND[kind](c, spec);
+  checkKnownFields(c, doc, kind);
   const resource = `${kind}/${namespace}/${name ?? '?'}`;
   const wrap = (e: { path: string; message: string }): ConfigError => ({
     file: source.file,

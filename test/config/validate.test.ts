@@ -1230,6 +1230,11 @@ t.test('valid Istio config that an over-strict validator used to reject', async 
   for (const [name, yaml] of cases) {
     const r = load(t, { 'doc.yaml': yaml });
     t.same(r.errors, [], name);
+    t.same(
+      r.warnings.filter((w) => w.includes('unknown field')),
+      [],
+      `${name}: no unknown fields`,
+    );
   }
 });
 

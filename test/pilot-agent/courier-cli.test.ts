@@ -45,6 +45,31 @@ spec:
   },
 );
 
+t.test(
+  'validate: an unknown field is a warning with file and path; the config is valid (exit 0)',
+  async (t) => {
+    const dir = writeConfigDir({
+      'dr.yaml': `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: shop}
+spec:
+  host: reviews
+  subsets:
+  - name: v1
+    lables: {version: v1}
+`,
+    });
+    const r = run('validate', dir);
+    t.equal(r.status, 0, r.stdout + r.stderr);
+    t.equal(r.stdout, '', 'no errors');
+    t.match(
+      r.stderr,
+      /^warning: \S*dr\.yaml\[0\] DestinationRule\/shop\/reviews: spec\.subsets\[0\]\.lables: unknown field "lables" \(did you mean "labels"\?\)$/m,
+    );
+    t.match(r.stderr, /1 resource\(s\) in 1 file\(s\) valid/);
+  },
+);
+
 t.test('validate: a missing path is an error, not a crash', async (t) => {
   const r = run('validate', '/nonexistent/courier/path');
   t.equal(r.status, 1);
