@@ -118,7 +118,8 @@ export class Agent {
     try {
       const snap = compile(r.resources, this.identity);
       version = snap.version;
-      warnings = [...snap.warnings];
+      // Validation warnings (unknown fields, deprecated settings) and compile warnings alike.
+      warnings = [...r.warnings.map(formatError), ...snap.warnings];
     } catch (e) {
       const msg = `compile failed: ${(e as Error).message}`;
       this.lastRejection = { at: new Date().toISOString(), errors: [msg] };
