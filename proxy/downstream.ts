@@ -495,9 +495,17 @@ class FastResponse implements DownstreamResponse {
     if (this.chunked) sock.write(`${head ?? ''}0\r\n\r\n`, 'latin1');
     else if (head !== undefined) sock.write(head, 'latin1');
     this.writableEnded = true;
+    // Finished once node has handed every byte to the kernel, as ServerResponse's 'finish': at
+    // once in the common case, else when the queued bytes flush (a client gone first is DC).
+    if (sock.writableLength === 0) this.flushed();
+    else sock.write('', 'latin1', () => this.flushed());
+    return this;
+  }
+
+  private flushed(): void {
+    if (this.destroyed || this.writableFinished) return;
     this.writableFinished = true;
     this.conn.finished(this);
-    return this;
   }
 
   destroy(_err?: Error): this {
