@@ -6,6 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { CompiledRoute, Listener, RequestView, WeightedDestination } from '../config/snapshot.js';
 import type { ClusterRuntime } from './cluster-manager.js';
 import type { Endpoint } from './lb/types.js';
+import type { UpgradeContext } from './upgrade.js';
 
 const NO_FLAGS: string[] = [];
 
@@ -88,6 +89,8 @@ export class Exchange implements RequestView {
   reservedBytes = 0;
   hashKey: string | undefined;
   setCookie: string | undefined;
+  /** Set for an Upgrade request: the raw socket it came on (the last stage tunnels). */
+  upgrade: UpgradeContext | undefined;
 
   constructor(
     readonly req: DownstreamRequest,

@@ -18,6 +18,7 @@ import { type DownstreamRequest, type DownstreamResponse, downstreamAddress, Exc
 import { hashKeyFor } from './hash-key.js';
 import { applyHeaderOps, normalizePath } from './http-util.js';
 import { LOCAL_REPLIES, type LocalOutcome } from './local-reply.js';
+import type { UpgradeContext } from './upgrade.js';
 import { forward } from './upstream.js';
 
 /** What a worker serves: a snapshot and the runtime clusters built for it. Swapped by reference. */
@@ -51,8 +52,10 @@ export function handleRequest(
   req: DownstreamRequest,
   res: DownstreamResponse,
   deps: ProxyDeps,
+  upgrade?: UpgradeContext,
 ): void {
   const x = new Exchange(req, res, listener, deps.now());
+  x.upgrade = upgrade;
   // One shared 'close' handler per response (no per-request closure): finish, log, count.
   (res as ResWithExchange)[kExchange] = x;
   (res as ResWithExchange)[kDeps] = deps;

@@ -1,22 +1,28 @@
-// Upgrade requests (WebSocket and others): routed like any request, then the two sockets are
-// piped both ways once the upstream answers 101.
+// Upgrade requests (WebSocket and others) take the request path like any request -- virtual
+// host, route, CORS, redirects and direct responses, faults, the weighted destination, the hash
+// key, rewrites, header operations and forwarding headers -- and are counted and logged like any
+// request (code 101, logged when the tunnel closes). Only the last step differs: the request goes
+// upstream with its Upgrade header, and once the upstream answers 101 the two sockets are piped
+// both ways. An upstream that answers without upgrading has its response passed on; local
+// replies are written to the raw socket, which then closes.
 
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { splitHostPort } from '../config/names.js';
 import type { Listener } from '../config/snapshot.js';
-import { connectionTokens, HOP_BY_HOP, normalizePath } from './http-util.js';
-import { LOCAL_REPLIES, type LocalOutcome } from './local-reply.js';
-import { matchRoute, type ProxyDeps, pickDestination, type Runtime } from './request-path.js';
+import type { DownstreamResponse, Exchange, OutgoingHeaders } from './exchange.js';
+import { HOP_BY_HOP } from './http-util.js';
+import type { LocalOutcome } from './local-reply.js';
+import { handleRequest, localReply, type ProxyDeps, type Runtime } from './request-path.js';
 
-function reject(sock: Socket, outcome: LocalOutcome): void {
-  const r = LOCAL_REPLIES[outcome];
-  sock.end(
-    `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status]}\r\ncontent-length: ${r.body.length}\r\nconnection: close\r\n\r\n${r.body}`,
-  );
+export interface UpgradeContext {
+  readonly sock: Socket;
+  /** Bytes the client sent after the request head (the start of the upgraded stream). */
+  readonly head: Buffer;
 }
 
+/** Entry from the listener's 'upgrade' event. */
 export function handleUpgrade(
   rt: Runtime,
   listener: Listener,
@@ -26,44 +32,35 @@ export function handleUpgrade(
   deps: ProxyDeps,
 ): void {
   sock.on('error', () => sock.destroy());
-  const authority = req.headers.host ?? '';
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
-  const path = normalizePath(q < 0 ? url : url.slice(0, q));
-  if (!path) return reject(sock, 'bad_request');
-  const vh = listener.routes.lookup(authority);
-  if (!vh) return reject(sock, 'no_route');
-  const view = {
-    method: req.method ?? 'GET',
-    path,
-    query: q < 0 ? '' : url.slice(q + 1),
-    authority,
-    scheme: 'http',
-    headers: req.headers,
-  };
-  let pool: Dispatcher | undefined;
-  let timeoutMs = 0;
-  if (vh.fallback === 'passthrough') {
-    const { host, port } = splitHostPort(authority);
-    pool = deps.manager.passthroughPool(host, port ?? 80);
+  handleRequest(rt, listener, req, new SocketResponse(sock), deps, { sock, head });
+}
+
+/** The last stage for an upgrade request: `headers`/`path` are the upstream request as built. */
+export function tunnel(
+  x: Exchange,
+  deps: ProxyDeps,
+  up: { method: string; path: string; headers: Record<string, string | string[]> },
+  passthrough: boolean,
+): void {
+  const ctx = x.upgrade as UpgradeContext;
+  const sock = ctx.sock;
+  const res = x.res as SocketResponse;
+  const m = deps.manager;
+  const c = x.cluster;
+  let pool: Dispatcher;
+  if (passthrough || c?.config.discovery === 'original_dst') {
+    const { host, port } = splitHostPort(x.authority);
+    if (!host) return localReply(x, 'no_healthy_upstream', deps);
+    pool = m.passthroughPool(host, port ?? 80, c?.config);
+    x.upstreamHost = `${host}:${port ?? 80}`;
   } else {
-    const route = vh.fallback ? undefined : matchRoute(vh, view as never);
-    if (route?.action.kind !== 'route') return reject(sock, 'no_route');
-    const dest = pickDestination(route.action, deps.random);
-    const cluster = dest ? rt.clusters.get(dest.cluster) : undefined;
-    if (!cluster) return reject(sock, 'no_cluster');
-    const ep = cluster.lb.pick({});
-    if (!ep) return reject(sock, 'no_healthy_upstream');
-    pool = deps.manager.pool(cluster.config, ep);
-    timeoutMs = route.timeoutMs;
+    if (!c) return localReply(x, 'no_cluster', deps);
+    const ep = c.lb.pick({ hashKey: x.hashKey });
+    if (!ep) return localReply(x, 'no_healthy_upstream', deps);
+    pool = m.pool(c.config, ep);
+    x.endpoint = ep;
+    x.upstreamHost = ep.key;
   }
-  const headers: Record<string, string | string[]> = {};
-  const drop = connectionTokens(req.headers.connection);
-  for (const [k, v] of Object.entries(req.headers)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || drop.includes(k)) continue;
-    headers[k] = v;
-  }
-  const upgrade = String(req.headers.upgrade ?? 'websocket');
   // Until the upstream answers, the route timeout applies and a client that leaves cancels it.
   let abort: ((err?: Error) => void) | undefined;
   let settled = false;
@@ -71,55 +68,181 @@ export function handleUpgrade(
   const settle = () => {
     settled = true;
     if (timer) clearTimeout(timer);
-    sock.off('close', onDownstreamClose);
   };
-  const onDownstreamClose = () => {
+  x.onAbort = () => {
+    if (settled) return;
     settle();
     abort?.();
   };
-  sock.once('close', onDownstreamClose);
+  const fail = (outcome: LocalOutcome) => {
+    if (settled) return;
+    settle();
+    abort?.();
+    localReply(x, outcome, deps);
+  };
+  const timeoutMs = x.route?.timeoutMs ?? 0;
   if (timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)
     timer = setTimeout(() => {
-      settle();
-      abort?.();
-      reject(sock, 'timeout');
+      x.flag('UT');
+      fail('timeout');
     }, timeoutMs);
+  x.upstreamStart = deps.now();
+  const upgrade = String(x.req.headers.upgrade ?? 'websocket');
   pool.dispatch(
-    { method: req.method ?? 'GET', path: url, headers, upgrade } as Dispatcher.DispatchOptions,
+    { method: up.method, path: up.path, headers: up.headers, upgrade } as Dispatcher.DispatchOptions,
     {
       onConnect(a: (err?: Error) => void) {
         abort = a;
         if (settled) a();
       },
-      onHeaders() {
+      // An upstream that does not upgrade: its response goes to the client as is.
+      onHeaders(status: number, raw: Buffer[]) {
+        if (settled) return false;
+        settle();
+        x.responseCode = status;
+        x.details = 'via_upstream';
+        x.upstreamServiceTime = Math.round(deps.now() - x.upstreamStart);
+        res.writeHead(status, plainHeaders(raw));
         return true;
       },
-      onData() {
-        return true;
+      onData(chunk: Buffer) {
+        x.bytesSent += chunk.length;
+        return res.write(chunk);
       },
       onComplete() {
-        if (settled) return;
-        settle();
-        reject(sock, 'connection_termination');
+        if (!settled) return fail('connection_termination');
+        res.end();
       },
-      onUpgrade(status: number, raw: Buffer[] | string[] | null, up: Socket) {
-        if (settled) return void up.destroy();
+      onUpgrade(status: number, raw: Buffer[] | string[] | null, upstream: Socket) {
+        if (settled) return void upstream.destroy();
         settle();
-        let out = `HTTP/1.1 ${status} Switching Protocols\r\n`;
+        x.responseCode = status;
+        x.details = 'via_upstream';
+        x.upstreamServiceTime = Math.round(deps.now() - x.upstreamStart);
+        let out = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Switching Protocols'}\r\n`;
         const r = raw ?? [];
         for (let i = 0; i < r.length; i += 2) out += `${String(r[i])}: ${String(r[i + 1])}\r\n`;
+        res.upgraded();
         sock.write(`${out}\r\n`);
-        if (head.length > 0) up.write(head);
-        up.on('error', () => sock.destroy());
-        sock.on('error', () => up.destroy());
-        up.pipe(sock);
-        sock.pipe(up);
+        if (ctx.head.length > 0) upstream.write(ctx.head);
+        upstream.on('error', () => sock.destroy());
+        upstream.on('close', () => sock.destroy());
+        sock.on('close', () => upstream.destroy());
+        upstream.pipe(sock);
+        sock.pipe(upstream);
       },
-      onError() {
-        if (settled) return;
-        settle();
-        reject(sock, 'connect_failure');
+      onError(err: Error & { code?: string }) {
+        if (settled) {
+          if (res.headersSent && !res.writableEnded) res.destroy();
+          return;
+        }
+        const code = err.code ?? '';
+        fail(
+          code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ENOTFOUND'
+            ? 'connect_failure'
+            : 'connection_termination',
+        );
       },
     } as unknown as Dispatcher.DispatchHandler,
   );
+}
+
+function plainHeaders(raw: Buffer[]): OutgoingHeaders {
+  const h: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = String(raw[i]).toLowerCase();
+    if (HOP_BY_HOP.has(k)) continue;
+    const v = String(raw[i + 1]);
+    const cur = h[k];
+    h[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
+  }
+  return h;
+}
+
+/**
+ * A response written straight to an upgrade request's socket (node:http gives no ServerResponse
+ * for them). Every response closes the connection, so a body without a length is close-delimited.
+ */
+class SocketResponse implements DownstreamResponse {
+  headersSent = false;
+  writableEnded = false;
+  writableFinished = false;
+  destroyed = false;
+  shouldKeepAlive = false;
+  private extra: [string, string][] = [];
+  private closeListener: (() => void) | undefined;
+
+  constructor(private readonly sock: Socket) {
+    sock.once('close', () => {
+      this.destroyed = true;
+      const fn = this.closeListener;
+      this.closeListener = undefined;
+      fn?.call(this);
+    });
+  }
+
+  setHeader(name: string, value: string): this {
+    this.extra.push([name.toLowerCase(), value]);
+    return this;
+  }
+
+  writeHead(status: number, headers?: OutgoingHeaders): this {
+    if (this.headersSent) return this;
+    this.headersSent = true;
+    let h = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    const all: [string, string | string[] | number][] = this.extra.filter(
+      ([k]) => headers?.[k] === undefined,
+    );
+    if (headers) for (const k in headers) if (headers[k] !== undefined) all.push([k, headers[k] as string]);
+    for (const [k, v] of all) {
+      const lk = k.toLowerCase();
+      if (lk === 'connection' || lk === 'transfer-encoding' || lk === 'keep-alive') continue;
+      for (const one of Array.isArray(v) ? v : [v]) {
+        const s = String(one);
+        if (/[\r\n\0]/.test(s)) continue; // never split the head
+        h += `${k}: ${s}\r\n`;
+      }
+    }
+    this.sock.write(`${h}connection: close\r\n\r\n`);
+    return this;
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.destroyed || this.writableEnded) return false;
+    if (!this.headersSent) this.writeHead(200);
+    return this.sock.write(chunk);
+  }
+
+  end(chunk?: Buffer): this {
+    if (this.writableEnded) return this;
+    if (!this.headersSent) this.writeHead(200);
+    if (chunk !== undefined && chunk.length > 0 && !this.destroyed) this.sock.write(chunk);
+    this.writableEnded = true;
+    this.writableFinished = true;
+    this.sock.end();
+    this.sock.once('finish', () => this.sock.destroy());
+    return this;
+  }
+
+  destroy(_err?: Error): this {
+    this.sock.destroy();
+    return this;
+  }
+
+  on(event: 'close', fn: () => void): this {
+    if (event === 'close') this.closeListener = fn;
+    return this;
+  }
+
+  once(event: 'drain', fn: () => void): this {
+    if (event === 'drain') this.sock.once('drain', fn);
+    return this;
+  }
+
+  /** The upstream answered 101: the exchange is complete, the socket now carries the tunnel. */
+  upgraded(): void {
+    this.headersSent = true;
+    this.writableEnded = true;
+    this.writableFinished = true;
+  }
 }

@@ -19,6 +19,7 @@ import {
   prepareRequestHeaders,
   type Runtime,
 } from './request-path.js';
+import { tunnel } from './upgrade.js';
 
 const MAX_TIMER = 2 ** 31 - 1;
 
@@ -72,6 +73,7 @@ const FAILURE_OUTCOME = {
 export function forward(rt: Runtime, x: Exchange, deps: ProxyDeps, passthrough = false): void {
   prepareRequestHeaders(x);
   const req = buildUpstreamRequest(x);
+  if (x.upgrade) return tunnel(x, deps, req, passthrough);
   const hasBody =
     x.req.headers['content-length'] !== undefined
       ? x.req.headers['content-length'] !== '0'

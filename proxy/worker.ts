@@ -128,7 +128,12 @@ export class ProxyWorker {
       const rt = this.runtime;
       const listener = this.listenersByKey.get(key);
       if (!rt || !listener) return sock.destroy();
-      handleUpgrade(rt, listener, req, sock, head, this.deps);
+      try {
+        handleUpgrade(rt, listener, req, sock, head, this.deps);
+      } catch (err) {
+        process.stderr.write(`courier: upgrade path error: ${(err as Error).stack ?? err}\n`);
+        sock.destroy();
+      }
     });
     server.on('clientError', (err: Error & { code?: string }, sock: Socket) => clientError(err, sock));
     return new Promise((resolve) => {

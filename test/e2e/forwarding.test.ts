@@ -36,8 +36,10 @@ broken.server.on('upgrade', (req, sock) => {
 const tunnel2 = await startUpstream('tunnel2');
 tunnel2.server.on('upgrade', (req, sock) => {
   tunnels.push(sock);
+  sock.on('end', () => sock.end()); // a well-behaved server closes when its client does
   sock.write(
-    `HTTP/1.1 101 Switching Protocols\r\nupgrade: ${req.headers.upgrade}\r\nconnection: Upgrade\r\nx-tunnel: two\r\n\r\n`,
+    `HTTP/1.1 101 Switching Protocols\r\nupgrade: ${req.headers.upgrade}\r\nconnection: Upgrade\r\nx-tunnel: two\r\n` +
+      `x-seen-url: ${req.url}\r\nx-seen-op: ${req.headers['x-tunnel-op'] ?? '-'}\r\nx-seen-xff: ${req.headers['x-forwarded-for'] ?? '-'}\r\n\r\n`,
   );
 });
 const deadPort = await freePort();
@@ -119,6 +121,14 @@ spec:
     mirror: {host: mirror}
   - match: [{uri: {prefix: /half}}]
     route: [{destination: {host: half}}]
+  - match: [{uri: {prefix: /wsrewrite/}}]
+    rewrite: {uri: /inner/}
+    headers:
+      request:
+        set: {x-tunnel-op: "yes"}
+    route: [{destination: {host: tunnel2}}]
+  - match: [{uri: {prefix: /wsredirect}}]
+    redirect: {uri: /elsewhere}
   - match: [{uri: {prefix: /wsplit}}]
     route:
     - destination: {host: broken}
@@ -250,6 +260,42 @@ t.test('Upgrade requests follow the weighted split, not the first destination', 
   }
   // 99% weight: all 40 but for a rare one; the first destination alone would give none.
   t.ok(second >= n - 5, `${second} of ${n} upgrades went to the 99% destination`);
+});
+
+t.test('Upgrade requests take the whole request path: rewrite, header ops, redirects', async (t) => {
+  const upgradeHead = (path: string) =>
+    new Promise<string>((res) => {
+      const sock = connect(gw, '127.0.0.1');
+      sock.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n`);
+      let buf = '';
+      sock.on('data', (d) => {
+        buf += d.toString();
+        if (buf.includes('\r\n\r\n')) {
+          sock.destroy();
+          res(buf);
+        }
+      });
+      sock.on('error', () => res(buf));
+      setTimeout(() => {
+        sock.destroy();
+        res(buf);
+      }, 3000);
+    });
+  const tunnelled = await upgradeHead('/wsrewrite/chat?room=1');
+  t.match(tunnelled, /^HTTP\/1\.1 101 /);
+  t.match(tunnelled, /\r\nx-seen-url: \/inner\/chat\?room=1\r\n/i, 'the prefix rewrite applies');
+  t.match(tunnelled, /\r\nx-seen-op: yes\r\n/i, 'request header operations apply');
+  t.match(tunnelled, /\r\nx-seen-xff: 127\.0\.0\.1\r\n/i, 'x-forwarded-for is set');
+  const redirected = await upgradeHead('/wsredirect');
+  t.match(redirected, /^HTTP\/1\.1 301 /, 'a redirect route answers the redirect');
+  t.match(redirected, /\r\nlocation: http:\/\/x\/elsewhere\r\n/i);
+  // A tunnel is counted when it closes (its duration is the tunnel's life), as Envoy logs it.
+  let text = '';
+  for (let i = 0; i < 40 && !/response_code="101"/.test(text); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    text = await (await fetch(`http://127.0.0.1:${agent.status}/stats/prometheus`)).text();
+  }
+  t.match(text, /istio_requests_total\{[^}]*response_code="101"[^}]*\} [1-9]/, 'upgrades are counted (101)');
 });
 
 async function raw(text: string): Promise<string> {
