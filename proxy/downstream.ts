@@ -14,6 +14,7 @@
 import { type IncomingHttpHeaders, METHODS as METHODS_LIST, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { DownstreamRequest, DownstreamResponse, OutgoingHeaders } from './exchange.js';
+import { connectionTokens, HOP_BY_HOP, TOKEN } from './http-util.js';
 
 /** Head size node:http accepts (its maxHeaderSize); a larger head goes to node:http for its 431. */
 const MAX_HEAD = 60 * 1024;
@@ -25,8 +26,7 @@ const MAX_HEADERS = 200;
 // RFC 9112 llhttp accepts too. Header values: HTAB, SP, VCHAR and obs-text; no obs-fold.
 const HEAD_GRAMMAR =
   /^[A-Z]{1,20} \/[\x21-\x7e]* HTTP\/1\.1\r\n(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\r\n)*$/;
-/** Header names and values node:http refuses to write (response splitting). */
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Header values node:http refuses to write (response splitting); names must be a TOKEN. */
 const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
 /** Bodies up to this size are written with the head as one latin1 string (one write, no writev). */
@@ -311,15 +311,6 @@ export function parseRequest(head: string, socket: Socket): FastRequest | undefi
   return { method, url, headers: headers as IncomingHttpHeaders, httpVersion: '1.1', socket, close };
 }
 
-/** A Connection value naming headers besides close/keep-alive (they must be dropped too). */
-function hasOtherTokens(list: string): boolean {
-  for (const t of list.toLowerCase().split(',')) {
-    const v = t.trim();
-    if (v !== '' && v !== 'close' && v !== 'keep-alive') return true;
-  }
-  return false;
-}
-
 function hasToken(list: string, token: string): boolean {
   if (list === token) return true;
   if (list === 'keep-alive') return false; // the common request value
@@ -404,27 +395,13 @@ class FastResponse implements DownstreamResponse {
     for (let i = 0; i < raw.length; i += 2) {
       const k = raw[i] as string;
       const v = raw[i + 1] as string;
-      switch (k) {
-        case 'connection':
-          if (v !== 'keep-alive' && v !== 'close' && hasOtherTokens(v)) return false;
-          continue;
-        case 'keep-alive':
-        case 'proxy-connection':
-        case 'transfer-encoding':
-        case 'te':
-        case 'trailer':
-        case 'upgrade':
-        case 'proxy-authenticate':
-        case 'proxy-authorization':
-        case 'http2-settings':
-          continue;
-        case 'date':
-          date = true;
-          break;
-        case 'content-length':
-          length = true;
-          break;
+      if (k === 'connection') {
+        if (connectionTokens(v).length > 0) return false; // it names headers to drop
+        continue;
       }
+      if (HOP_BY_HOP.has(k)) continue;
+      if (k === 'date') date = true;
+      else if (k === 'content-length') length = true;
       h += `${k}: ${v}\r\n`;
     }
     for (let i = 0; i < extra.length; i += 2) h += `${extra[i]}: ${extra[i + 1]}\r\n`;

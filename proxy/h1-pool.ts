@@ -8,6 +8,7 @@
 // forwarder on raw pooled sockets ~47 µs (bench/README.md).
 
 import { connect, type Socket } from 'node:net';
+import { TOKEN } from './http-util.js';
 
 export interface H1Handler {
   onConnect(abort: (err?: Error) => void): void;
@@ -51,7 +52,6 @@ const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s <
 const MAX_HEAD = 64 * 1024;
 /** Every pool socket reads into this one buffer; a read is consumed before the next one lands. */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** A control byte other than HTAB, or a CR or LF that is not part of a CRLF. */
 const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
 

@@ -16,6 +16,9 @@ export const HOP_BY_HOP = new Set([
   'http2-settings',
 ]);
 
+/** An RFC 9110 token: what a header name (and a method) may be. */
+export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 const NONE: string[] = [];
 
 /** Header names listed in a Connection header (also hop-by-hop). */

@@ -12,9 +12,9 @@ import type { Dispatcher } from 'undici';
 import { splitHostPort } from '../config/names.js';
 import type { Listener } from '../config/snapshot.js';
 import type { DownstreamResponse, Exchange, OutgoingHeaders } from './exchange.js';
-import { HOP_BY_HOP } from './http-util.js';
 import type { LocalOutcome } from './local-reply.js';
 import { handleRequest, localReply, type ProxyDeps, type Runtime } from './request-path.js';
+import { failureOutcome, responseHeaders } from './upstream.js';
 
 export interface UpgradeContext {
   readonly sock: Socket;
@@ -61,32 +61,42 @@ export function tunnel(
     x.endpoint = ep;
     x.upstreamHost = ep.key;
   }
-  // Until the upstream answers, the route timeout applies and a client that leaves cancels it.
+  // `settled`: the upstream answered (101 or another response) or the exchange failed. The route
+  // timeout runs until the tunnel opens or a response that is not an upgrade is complete.
   let abort: ((err?: Error) => void) | undefined;
   let settled = false;
   let timer: NodeJS.Timeout | undefined;
-  const settle = () => {
-    settled = true;
+  const stopTimer = () => {
     if (timer) clearTimeout(timer);
+    timer = undefined;
   };
   x.onAbort = () => {
-    if (settled) return;
-    settle();
+    stopTimer();
+    settled = true;
     abort?.();
   };
   const fail = (outcome: LocalOutcome) => {
-    if (settled) return;
-    settle();
+    stopTimer();
+    const started = settled;
+    settled = true; // before abort: its onError must not answer a second time
     abort?.();
-    localReply(x, outcome, deps);
+    if (!started) localReply(x, outcome, deps);
+    else if (!res.writableEnded) res.destroy(); // a response already started: cut, never short
   };
   const timeoutMs = x.route?.timeoutMs ?? 0;
   if (timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)
     timer = setTimeout(() => {
+      timer = undefined;
       x.flag('UT');
       fail('timeout');
     }, timeoutMs);
   x.upstreamStart = deps.now();
+  const answered = (status: number) => {
+    settled = true;
+    x.responseCode = status;
+    x.details = 'via_upstream';
+    x.upstreamServiceTime = Math.round(deps.now() - x.upstreamStart);
+  };
   const upgrade = String(x.req.headers.upgrade ?? 'websocket');
   pool.dispatch(
     { method: up.method, path: up.path, headers: up.headers, upgrade } as Dispatcher.DispatchOptions,
@@ -95,14 +105,11 @@ export function tunnel(
         abort = a;
         if (settled) a();
       },
-      // An upstream that does not upgrade: its response goes to the client as is.
+      // An upstream that does not upgrade: its response goes to the client like any response.
       onHeaders(status: number, raw: Buffer[]) {
         if (settled) return false;
-        settle();
-        x.responseCode = status;
-        x.details = 'via_upstream';
-        x.upstreamServiceTime = Math.round(deps.now() - x.upstreamStart);
-        res.writeHead(status, plainHeaders(raw));
+        answered(status);
+        res.writeHead(status, responseHeaders(raw, x, deps.draining));
         return true;
       },
       onData(chunk: Buffer) {
@@ -111,14 +118,13 @@ export function tunnel(
       },
       onComplete() {
         if (!settled) return fail('connection_termination');
+        stopTimer();
         res.end();
       },
       onUpgrade(status: number, raw: Buffer[] | string[] | null, upstream: Socket) {
         if (settled) return void upstream.destroy();
-        settle();
-        x.responseCode = status;
-        x.details = 'via_upstream';
-        x.upstreamServiceTime = Math.round(deps.now() - x.upstreamStart);
+        stopTimer();
+        answered(status);
         let out = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Switching Protocols'}\r\n`;
         const r = raw ?? [];
         for (let i = 0; i < r.length; i += 2) out += `${String(r[i])}: ${String(r[i + 1])}\r\n`;
@@ -132,31 +138,11 @@ export function tunnel(
         sock.pipe(upstream);
       },
       onError(err: Error & { code?: string }) {
-        if (settled) {
-          if (res.headersSent && !res.writableEnded) res.destroy();
-          return;
-        }
-        const code = err.code ?? '';
-        fail(
-          code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ENOTFOUND'
-            ? 'connect_failure'
-            : 'connection_termination',
-        );
+        if (settled && !res.headersSent) return; // aborted: the client left or the route timed out
+        fail(failureOutcome(err));
       },
     } as unknown as Dispatcher.DispatchHandler,
   );
-}
-
-function plainHeaders(raw: Buffer[]): OutgoingHeaders {
-  const h: Record<string, string | string[]> = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const k = String(raw[i]).toLowerCase();
-    if (HOP_BY_HOP.has(k)) continue;
-    const v = String(raw[i + 1]);
-    const cur = h[k];
-    h[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
-  }
-  return h;
 }
 
 /**

@@ -10,6 +10,7 @@ import type { Exchange } from './exchange.js';
 import { type H1Handler, H1Pool, type H1Request } from './h1-pool.js';
 import { applyHeaderOps, connectionTokens, HOP_BY_HOP, hasOps } from './http-util.js';
 import type { Endpoint } from './lb/types.js';
+import type { LocalOutcome } from './local-reply.js';
 import { sendMirrors } from './mirror.js';
 import type { AttemptResult } from './outlier-detection.js';
 import {
@@ -68,6 +69,11 @@ const FAILURE_OUTCOME = {
   overflow: 'overflow',
   protocol: 'upstream_protocol_error',
 } as const;
+
+/** The local reply for an upstream failure (connect, reset, protocol) before a response. */
+export function failureOutcome(err: Error & { code?: string }): LocalOutcome {
+  return FAILURE_OUTCOME[classify(err)];
+}
 
 /** Entry from the request path: the route, cluster and (optional) hash key are decided. */
 export function forward(rt: Runtime, x: Exchange, deps: ProxyDeps, passthrough = false): void {
@@ -498,7 +504,11 @@ class Attempt {
 }
 
 /** Upstream response head → downstream: hop-by-hop stripped, route/destination ops, service time. */
-function responseHeaders(raw: Buffer[], x: Exchange, draining: boolean): Record<string, string | string[]> {
+export function responseHeaders(
+  raw: Buffer[],
+  x: Exchange,
+  draining: boolean,
+): Record<string, string | string[]> {
   const h: Record<string, string | string[]> = {};
   let drop: string[] | undefined;
   let sawTransferEncoding = false;

@@ -235,27 +235,32 @@ t.test('Upgrade requests are proxied both ways', async (t) => {
   t.match(got, /HELLO/);
 });
 
+/** Send an Upgrade request and return the response head (the connection is then closed). */
+function upgradeHead(path: string): Promise<string> {
+  return new Promise<string>((res) => {
+    const sock = connect(gw, '127.0.0.1');
+    sock.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n`);
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString();
+      if (buf.includes('\r\n\r\n')) {
+        sock.destroy();
+        res(buf);
+      }
+    });
+    sock.on('error', () => res(buf));
+    setTimeout(() => {
+      sock.destroy();
+      res(buf);
+    }, 3000);
+  });
+}
+
 t.test('Upgrade requests follow the weighted split, not the first destination', async (t) => {
   let second = 0;
   const n = 40;
   for (let i = 0; i < n; i++) {
-    const head = await new Promise<string>((res) => {
-      const sock = connect(gw, '127.0.0.1');
-      sock.write('GET /wsplit HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n');
-      let buf = '';
-      sock.on('data', (d) => {
-        buf += d.toString();
-        if (buf.includes('\r\n\r\n')) {
-          sock.destroy();
-          res(buf);
-        }
-      });
-      sock.on('error', () => res(buf));
-      setTimeout(() => {
-        sock.destroy();
-        res(buf);
-      }, 3000);
-    });
+    const head = await upgradeHead('/wsplit');
     if (/^HTTP\/1\.1 101/.test(head) && /\r\nx-tunnel: two\r\n/i.test(head)) second++;
   }
   // 99% weight: all 40 but for a rare one; the first destination alone would give none.
@@ -263,24 +268,6 @@ t.test('Upgrade requests follow the weighted split, not the first destination', 
 });
 
 t.test('Upgrade requests take the whole request path: rewrite, header ops, redirects', async (t) => {
-  const upgradeHead = (path: string) =>
-    new Promise<string>((res) => {
-      const sock = connect(gw, '127.0.0.1');
-      sock.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n`);
-      let buf = '';
-      sock.on('data', (d) => {
-        buf += d.toString();
-        if (buf.includes('\r\n\r\n')) {
-          sock.destroy();
-          res(buf);
-        }
-      });
-      sock.on('error', () => res(buf));
-      setTimeout(() => {
-        sock.destroy();
-        res(buf);
-      }, 3000);
-    });
   const tunnelled = await upgradeHead('/wsrewrite/chat?room=1');
   t.match(tunnelled, /^HTTP\/1\.1 101 /);
   t.match(tunnelled, /\r\nx-seen-url: \/inner\/chat\?room=1\r\n/i, 'the prefix rewrite applies');
