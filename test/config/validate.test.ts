@@ -9,7 +9,8 @@ import { loadConfig } from '../../dist/config/load.js';
 import { formatError } from '../../dist/config/types.js';
 import { validateCommand } from '../../dist/pilot-agent/courier-cli.js';
 
-const SAMPLES = fileURLToPath(new URL('../../../shared/istio-samples', import.meta.url));
+/** Istio-shaped config written for these tests (bookinfo, httpbin, helloworld, egress, mesh kinds). */
+const SAMPLES = fileURLToPath(new URL('../fixtures/istio', import.meta.url));
 
 /** Remove the common indentation of a template literal and its first and last blank lines. */
 function dedent(s: string): string {
@@ -977,21 +978,57 @@ t.test('errors across several files name each file', async (t) => {
 
 // ---------------------------------------------------------------- valid configuration
 
-t.test('every Istio sample validates with exit code 0', async (t) => {
-  const files = readdirSync(SAMPLES).filter((f) => /\.ya?ml$/.test(f));
-  t.ok(files.length >= 15, `${files.length} sample files`);
+t.test('every Istio fixture validates with exit code 0', async (t) => {
+  const files = (readdirSync(SAMPLES, { recursive: true }) as string[])
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort();
+  t.ok(files.length >= 15, `${files.length} fixture files`);
   for (const f of files) {
     const out: string[] = [];
     const err: string[] = [];
     const code = validateCommand([`${SAMPLES}/${f}`], { out: (l) => out.push(l), err: (l) => err.push(l) });
     t.equal(code, 0, f, { out, err });
     t.same(out, [], `${f}: no errors printed`);
+    t.same(
+      err.filter((l) => l.startsWith('warning:')),
+      [],
+      `${f}: no warnings`,
+    );
   }
   const out: string[] = [];
   const err: string[] = [];
   const code = validateCommand([SAMPLES], { out: (l) => out.push(l), err: (l) => err.push(l) });
   t.equal(code, 0, 'the whole directory at once', { out });
   t.match(err[err.length - 1], /^\d+ resource\(s\) in \d+ file\(s\) valid$/);
+  t.same(
+    err.filter((l) => l.startsWith('warning:') && !l.includes('duplicate resource')),
+    [],
+    'together, the alternatives only repeat names',
+  );
+});
+
+t.test('the fixtures cover every kind and API version, and skip Kubernetes kinds with a note', async (t) => {
+  const r = loadConfig([SAMPLES], { duplicates: 'warning', displayBase: SAMPLES });
+  t.same(r.errors.map(formatError), []);
+  const kinds = new Set(r.resources.map((x) => x.kind));
+  t.same(
+    [...kinds].sort(),
+    ['DestinationRule', 'Gateway', 'ServiceEntry', 'Sidecar', 'VirtualService', 'WorkloadEntry'],
+    'every networking kind',
+  );
+  t.same(
+    [...new Set(r.resources.map((x) => x.apiVersion))].sort(),
+    ['networking.istio.io/v1', 'networking.istio.io/v1alpha3', 'networking.istio.io/v1beta1'],
+    'every API version',
+  );
+  const skipped = r.notes.map((n) => /skipped (\w+) \(/.exec(n)?.[1]);
+  for (const k of ['Deployment', 'Service', 'ServiceAccount'])
+    t.ok(skipped.includes(k), `${k} skipped with a note`);
+  t.ok(
+    r.notes.every((n) => n.endsWith('not a networking.istio.io kind courier validates')),
+    'each note says why',
+    { notes: r.notes },
+  );
 });
 
 t.test('validateCommand exits 1 on errors and prints one line per error', async (t) => {
