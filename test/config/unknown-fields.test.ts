@@ -11,7 +11,7 @@ import { loadConfig } from '../../dist/config/load.js';
 import { formatError } from '../../dist/config/types.js';
 import { ROOT } from '../helpers/procs.js';
 
-const SAMPLES = join(ROOT, '..', 'shared', 'istio-samples');
+const SAMPLES = join(ROOT, 'test', 'fixtures', 'istio');
 
 function load(t: Test, files: Record<string, string>) {
   const dir = t.testdir(files);
