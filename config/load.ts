@@ -2,16 +2,22 @@
 // entries skipped (so a Kubernetes ConfigMap volume with its `..data` symlink works as mounted),
 // multi-document YAML. Returns validated resources plus every error, each with file, document
 // index, resource and field path. Pure apart from reading the files.
+// Kinds: networking.istio.io (validated and served), security.istio.io (loaded so that they are
+// listed as not enforced: config/not-enforced.ts), other kinds that change traffic (EnvoyFilter,
+// the Gateway API's; kept in `ignored` for that list) and anything else (skipped with a note).
 
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { type IgnoredDoc, isUnservedKind } from './not-enforced.js';
 import {
   type AnyResource,
   type ConfigError,
   ISTIO_KINDS,
   type IstioKind,
   NETWORKING_API_VERSIONS,
+  SECURITY_API_VERSIONS,
+  SECURITY_KINDS,
 } from './types.js';
 import { validateDocument } from './validate/index.js';
 
@@ -19,14 +25,17 @@ export interface LoadResult {
   resources: AnyResource[];
   errors: ConfigError[];
   warnings: ConfigError[];
-  /** Documents skipped because their kind is not an Istio networking kind. */
+  /** Documents skipped because courier neither uses their kind nor needs to report it. */
   notes: string[];
+  /** Documents of kinds courier does not load but which change traffic: listed as not enforced. */
+  ignored: IgnoredDoc[];
   files: string[];
 }
 
 const EXT = /\.(ya?ml|json)$/i;
 
-/** networking.istio.io kinds courier knows of but does not use: skipped with a note. */
+/** networking.istio.io kinds courier knows of but does not load (EnvoyFilter is reported as not
+ *  enforced, the others are skipped with a note). */
 const OTHER_NETWORKING_KINDS = new Set(['EnvoyFilter', 'WorkloadGroup', 'ProxyConfig']);
 
 function fsMessage(e: unknown): string {
@@ -149,16 +158,27 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Namespace and name as far as the raw document says. */
+function identify(doc: Record<string, unknown>): { namespace: string; name: string } {
+  const meta = isPlainObject(doc.metadata) ? doc.metadata : {};
+  return {
+    namespace: typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : 'default',
+    name: typeof meta.name === 'string' && meta.name ? meta.name : '?',
+  };
+}
+
 /** `Kind/namespace/name` as far as the raw document says. */
 function describe(doc: Record<string, unknown>): string {
-  const meta = isPlainObject(doc.metadata) ? doc.metadata : {};
-  const ns = typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : 'default';
-  const name = typeof meta.name === 'string' && meta.name ? meta.name : '?';
-  return `${String(doc.kind ?? '?')}/${ns}/${name}`;
+  const { namespace, name } = identify(doc);
+  return `${String(doc.kind ?? '?')}/${namespace}/${name}`;
 }
 
 function isIstioKind(k: unknown): k is IstioKind {
   return typeof k === 'string' && (ISTIO_KINDS as readonly string[]).includes(k);
+}
+
+function isSecurityKind(k: unknown): k is IstioKind {
+  return typeof k === 'string' && (SECURITY_KINDS as readonly string[]).includes(k);
 }
 
 /** Load and validate files and directories. `displayBase` makes file names relative in messages. */
@@ -169,6 +189,7 @@ export function loadConfig(
   const errors: ConfigError[] = [];
   const warnings: ConfigError[] = [];
   const notes: string[] = [];
+  const ignored: IgnoredDoc[] = [];
   const resources: AnyResource[] = [];
   const seenFiles = new Set<string>();
   const files = paths.flatMap((p) => listConfigFiles(p, errors, seenFiles));
@@ -201,6 +222,24 @@ export function loadConfig(
         }
         const { kind, apiVersion } = doc;
         const group = typeof apiVersion === 'string' ? apiVersion.split('/')[0] : undefined;
+        if (isUnservedKind(apiVersion, kind)) {
+          ignored.push({ kind: String(kind), apiVersion: String(apiVersion), ...identify(doc), source: at });
+          continue;
+        }
+        if (group === 'security.istio.io' && isSecurityKind(kind)) {
+          // Listed as not enforced, never rejected: an unknown version is a warning.
+          if (!SECURITY_API_VERSIONS.includes(apiVersion as string))
+            warnings.push({
+              ...at,
+              resource: describe(doc),
+              path: 'apiVersion',
+              message: `unsupported version ${JSON.stringify(apiVersion)} (expected ${SECURITY_API_VERSIONS.join(', ')})`,
+            });
+          const r = validateDocument(doc, at);
+          warnings.push(...r.errors, ...r.warnings);
+          if (r.resource) resources.push(r.resource);
+          continue;
+        }
         if (group === 'networking.istio.io' && !isIstioKind(kind)) {
           if (typeof kind === 'string' && OTHER_NETWORKING_KINDS.has(kind))
             notes.push(
@@ -241,17 +280,18 @@ export function loadConfig(
       }
     });
   }
-  checkDuplicates(resources, opts.duplicates === 'warning' ? warnings : errors);
-  return { resources, errors, warnings, notes, files };
+  checkDuplicates(resources, opts.duplicates === 'warning' ? warnings : errors, warnings);
+  return { resources, errors, warnings, notes, ignored, files };
 }
 
-function checkDuplicates(resources: AnyResource[], errors: ConfigError[]): void {
+/** A repeated `Kind/namespace/name`; for security kinds (never rejected) always a warning. */
+function checkDuplicates(resources: AnyResource[], errors: ConfigError[], warnings: ConfigError[]): void {
   const seen = new Map<string, AnyResource>();
   for (const r of resources) {
     const key = `${r.kind}/${r.namespace}/${r.name}`;
     const prev = seen.get(key);
     if (prev) {
-      errors.push({
+      (isSecurityKind(r.kind) ? warnings : errors).push({
         file: r.source.file,
         index: r.source.index,
         resource: key,

@@ -1,4 +1,5 @@
-// Istio networking.istio.io resources as they appear in YAML/JSON (camelCase CRD spelling).
+// Istio networking.istio.io (and security.istio.io) resources as they appear in YAML/JSON
+// (camelCase CRD spelling).
 // v1, v1beta1 and v1alpha3 share one schema, so one set of types serves all three.
 // These types are the single source of truth for the config model; validation narrows
 // unknown input into them.
@@ -357,6 +358,40 @@ export interface SidecarSpec {
   outboundTrafficPolicy?: { mode?: 'REGISTRY_ONLY' | 'ALLOW_ANY' };
 }
 
+// security.istio.io: loaded so that they are listed as not enforced (config/not-enforced.ts);
+// only the fields that say what a policy would do are typed.
+
+export interface PolicyTargetReference {
+  group?: string;
+  kind?: string;
+  name?: string;
+  namespace?: string;
+}
+
+export interface PolicySelection {
+  selector?: { matchLabels?: StringMap };
+  targetRef?: PolicyTargetReference;
+  targetRefs?: PolicyTargetReference[];
+}
+
+export interface AuthorizationPolicySpec extends PolicySelection {
+  action?: 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+  provider?: { name?: string };
+  rules?: unknown[];
+}
+
+export type MutualTLSMode = 'UNSET' | 'DISABLE' | 'PERMISSIVE' | 'STRICT';
+
+export interface PeerAuthenticationSpec {
+  selector?: { matchLabels?: StringMap };
+  mtls?: { mode?: MutualTLSMode };
+  portLevelMtls?: Record<string, { mode?: MutualTLSMode }>;
+}
+
+export interface RequestAuthenticationSpec extends PolicySelection {
+  jwtRules?: unknown[];
+}
+
 export interface KindSpecs {
   Gateway: GatewaySpec;
   VirtualService: VirtualServiceSpec;
@@ -364,10 +399,14 @@ export interface KindSpecs {
   ServiceEntry: ServiceEntrySpec;
   WorkloadEntry: WorkloadEntrySpec;
   Sidecar: SidecarSpec;
+  AuthorizationPolicy: AuthorizationPolicySpec;
+  PeerAuthentication: PeerAuthenticationSpec;
+  RequestAuthentication: RequestAuthenticationSpec;
 }
 
 export type IstioKind = keyof KindSpecs;
 
+/** The networking.istio.io kinds. */
 export const ISTIO_KINDS: readonly IstioKind[] = [
   'Gateway',
   'VirtualService',
@@ -382,6 +421,15 @@ export const NETWORKING_API_VERSIONS: readonly string[] = [
   'networking.istio.io/v1beta1',
   'networking.istio.io/v1alpha3',
 ];
+
+/** The security.istio.io kinds: loaded and listed, not enforced yet. */
+export const SECURITY_KINDS: readonly IstioKind[] = [
+  'AuthorizationPolicy',
+  'PeerAuthentication',
+  'RequestAuthentication',
+];
+
+export const SECURITY_API_VERSIONS: readonly string[] = ['security.istio.io/v1', 'security.istio.io/v1beta1'];
 
 /** Where a document came from: used in every error message. */
 export interface DocSource {

@@ -1,6 +1,7 @@
 // The `courier` command. Each subcommand returns an exit code; nothing here throws to the user.
 
 import { loadConfig } from '../config/load.js';
+import { formatNotEnforced, notEnforced } from '../config/not-enforced.js';
 import { formatError } from '../config/types.js';
 import { explain, parseExplainArgs } from './explain.js';
 import { kubeInjectCommand } from './kube-inject.js';
@@ -33,6 +34,8 @@ export function validateCommand(paths: string[], io: Io = stdio): number {
   const r = loadConfig(paths, { duplicates: 'warning' });
   for (const n of r.notes) io.err(`note: ${n}`);
   for (const w of r.warnings) io.err(`warning: ${formatError(w)}`);
+  // What would change security or traffic but is not done yet, for any proxy this config may serve.
+  for (const n of notEnforced(r)) io.err(`warning: ${formatNotEnforced(n)}`);
   for (const e of r.errors) io.out(formatError(e));
   if (r.errors.length > 0) {
     io.err(`${r.errors.length} error(s) in ${r.files.length} file(s)`);

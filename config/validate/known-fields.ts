@@ -152,7 +152,7 @@ const WORKLOAD_ENTRY: Fields = {
   serviceAccount: S,
 };
 
-// ---------------------------------------------------------------- the six kinds
+// ---------------------------------------------------------------- the kinds
 
 const HTTP_MATCH: Fields = {
   name: S,
@@ -227,6 +227,11 @@ const L4_MATCH: Fields = {
   sourceNamespace: S,
 };
 
+// security.istio.io (istio/api security/v1beta1/*.proto): the fields that select workloads and say
+// what a policy does; the insides of rules and JWT rules are not checked.
+const SELECTOR: Fields = { matchLabels: MAP };
+const TARGET_REF: Fields = { group: S, kind: S, name: S, namespace: S };
+
 const SPEC: Record<IstioKind, Fields> = {
   VirtualService: {
     hosts: S,
@@ -273,6 +278,16 @@ const SPEC: Record<IstioKind, Fields> = {
     inboundConnectionPool: CONNECTION_POOL,
     outboundTrafficPolicy: { mode: S, egressProxy: DESTINATION },
   },
+  AuthorizationPolicy: {
+    selector: SELECTOR,
+    targetRef: TARGET_REF,
+    targetRefs: TARGET_REF,
+    rules: S,
+    action: S,
+    provider: { name: S },
+  },
+  PeerAuthentication: { selector: SELECTOR, mtls: { mode: S }, portLevelMtls: mapOf({ mode: S }) },
+  RequestAuthentication: { selector: SELECTOR, targetRef: TARGET_REF, targetRefs: TARGET_REF, jwtRules: S },
 };
 
 /** Kubernetes ObjectMeta; managedFields and ownerReferences are the API server's, not checked inside. */
