@@ -94,6 +94,8 @@ export function adminHandler(agent: Agent) {
             spec: r.spec,
           })),
           warnings: agent.active?.warnings ?? [],
+          // Each: kind, namespace, name, file, index (document), path (field), message.
+          not_enforced: agent.active?.notEnforced ?? [],
           last_rejection: agent.lastRejection ?? null,
           workers: [...agent.workers.values()].map((w) => ({
             id: w.worker.id,

@@ -7,8 +7,9 @@ import cluster, { type Worker } from 'node:cluster';
 import { closeSync, openSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { AggregatorRegistry, Counter, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { compile } from '../config/compile/index.js';
+import { countByKind, formatNotEnforced, type NotEnforced, notEnforced } from '../config/not-enforced.js';
 import type { ProxyIdentity } from '../config/snapshot.js';
 import { type AnyResource, formatError } from '../config/types.js';
 import { istioMetricsJSON, type MetricJSON, type WorkerMetrics, workloadName } from '../proxy/stats.js';
@@ -22,6 +23,8 @@ export interface ActiveConfig {
   resources: AnyResource[];
   loadedAt: string;
   warnings: string[];
+  /** What this config asks of this proxy that is not enforced yet (config/not-enforced.ts). */
+  notEnforced: NotEnforced[];
 }
 
 interface WorkerState {
@@ -100,6 +103,21 @@ export class Agent {
         this.inc(counters.workerRestarts);
       },
     });
+    // Per kind for the active config; a kind that had entries and no longer has shows 0.
+    const kinds = new Set<string>();
+    const current = () => this.active?.notEnforced ?? [];
+    new Gauge({
+      name: 'courier_config_not_enforced',
+      help: 'Resources and fields of the active config that are not enforced yet, by kind.',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        const counts = countByKind(current());
+        for (const k of counts.keys()) kinds.add(k);
+        for (const k of kinds) this.set({ kind: k }, counts.get(k) ?? 0);
+      },
+    });
   }
 
   /** Load + validate + compile. Returns true when a new config became active. */
@@ -127,12 +145,22 @@ export class Agent {
       this.log('error', `config rejected (${reason}): ${msg}`);
       return false;
     }
-    if (this.active?.version === version) return false;
-    this.active = { version, resources: r.resources, loadedAt: new Date().toISOString(), warnings };
+    const ne = notEnforced(r, this.identity);
+    // Documents courier does not load (an EnvoyFilter) do not change the version; the list does.
+    const sameVersion = this.active?.version === version;
+    if (sameVersion && JSON.stringify(this.active?.notEnforced) === JSON.stringify(ne)) return false;
+    this.active = {
+      version,
+      resources: r.resources,
+      loadedAt: new Date().toISOString(),
+      warnings,
+      notEnforced: ne,
+    };
     this.counters.reloadsOk++;
     for (const w of warnings) this.log('warn', w);
+    for (const n of ne) this.log('warn', formatNotEnforced(n));
     this.log('info', `config version ${version} active (${r.resources.length} resources, ${reason})`);
-    for (const s of this.workers.values()) this.sendConfig(s.worker);
+    if (!sameVersion) for (const s of this.workers.values()) this.sendConfig(s.worker);
     return true;
   }
 

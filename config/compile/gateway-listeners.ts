@@ -15,6 +15,7 @@ export interface GatewayInputs {
   virtualServices: Resource<'VirtualService'>[];
   identity: ProxyIdentity;
   resolve: RouteContext['resolve'];
+  /** Compile warnings; what is not served is reported by config/not-enforced.ts instead. */
   warnings: string[];
 }
 
@@ -42,18 +43,14 @@ export function buildGatewayListeners(inp: GatewayInputs): Listener[] {
     }
   }
   const listeners: Listener[] = [];
-  for (const [key, servers] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [, servers] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
     const first = servers[0] as ServerRef;
     const protocol = first.server.port.protocol.toUpperCase();
     const port = first.server.port.number;
     const address = first.server.bind || '0.0.0.0';
-    const terminatesTls = protocol === 'HTTPS' && first.server.tls?.mode !== 'PASSTHROUGH';
-    if (!HTTP_PROTOCOLS.has(protocol)) {
-      inp.warnings.push(
-        `listener ${key}: ${protocol}${terminatesTls ? ' (TLS termination)' : ''} servers are not served yet; skipped`,
-      );
-      continue;
-    }
+    // Not served yet: config/not-enforced.ts reports each such server (and HTTP2/GRPC ones, served
+    // as HTTP/1.1) in `courier validate`, the agent's log, /config_dump and a metric.
+    if (!HTTP_PROTOCOLS.has(protocol)) continue;
     const gatewayNames = new Set(servers.map((s) => `${s.gw.namespace}/${s.gw.name}`));
     const ctx: RouteContext = {
       gatewayNames,
