@@ -5,8 +5,9 @@
 // (dns-resolver.ts): one endpoint per resolved address, swapped into the live ClusterRuntime
 // when the address set changes.
 
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import type { Cluster, ClusterEndpoint, Snapshot } from '../config/snapshot.js';
+import { type BudgetedPool, ClusterCircuit, type ConnectionBudget } from './cluster-circuit.js';
 import { DnsResolver, type DnsResolverOptions, needsDns } from './dns-resolver.js';
 import { H1Pool } from './h1-pool.js';
 import { createLoadBalancer } from './lb/registry.js';
@@ -18,10 +19,8 @@ export interface ClusterRuntime {
   /** Replaced in place (with `lb`) when a DNS cluster's addresses change; new picks see them. */
   endpoints: readonly Endpoint[];
   lb: LoadBalancer;
-  /** Requests in flight on this cluster (circuit breaking reads it). */
-  active: number;
-  pending: number;
-  retriesActive: number;
+  /** Circuit-breaker counters and the connection budget: the same object across reloads. */
+  readonly circuit: ClusterCircuit;
   /** Any circuit-breaker threshold below its 2^32-1 default (checked per request only then). */
   readonly limited: boolean;
 }
@@ -44,6 +43,10 @@ export class ClusterManager {
   private readonly endpointState = new Map<string, Endpoint>();
   private readonly passthroughPools = new Map<string, Pool>();
   private readonly clusterState = new Map<string, ClusterRuntime>();
+  /** An undici pool's place in its cluster's budget (dropped when the pool is pruned). */
+  private readonly undiciMembers = new WeakMap<Pool, { budget: ConnectionBudget; member: BudgetedPool }>();
+  /** Per cluster name, kept while the cluster exists (Envoy keeps breakers per cluster). */
+  private readonly circuits = new Map<string, ClusterCircuit>();
   private sweeps: NodeJS.Timeout[] = [];
   private readonly dns: DnsResolver;
   /** DNS hostname -> names of the current clusters with an endpoint on it. */
@@ -71,14 +74,18 @@ export class ClusterManager {
             dnsClusters.set(e.address, names);
           }
       const eps = this.endpointsOf(c, liveEndpoints);
-      const prev = this.clusterState.get(c.name);
+      const cp = c.connectionPool;
+      let circuit = this.circuits.get(c.name);
+      if (circuit) circuit.connections.setMax(cp.maxConnections);
+      else {
+        circuit = new ClusterCircuit(cp.maxConnections);
+        this.circuits.set(c.name, circuit);
+      }
       const rt: ClusterRuntime = {
         config: c,
         endpoints: eps,
         lb: createLoadBalancer(eps, c.lb, { random: this.deps.random }),
-        active: prev?.active ?? 0,
-        pending: prev?.pending ?? 0,
-        retriesActive: prev?.retriesActive ?? 0,
+        circuit,
         limited:
           c.connectionPool.maxRequests < MAX_U32 ||
           c.connectionPool.maxPendingRequests < MAX_U32 ||
@@ -89,6 +96,8 @@ export class ClusterManager {
     for (const id of this.endpointState.keys()) if (!liveEndpoints.has(id)) this.endpointState.delete(id);
     this.clusterState.clear();
     for (const [k, v] of out) this.clusterState.set(k, v);
+    // Requests in flight on a removed cluster hold its old circuit object, not this map.
+    for (const name of this.circuits.keys()) if (!out.has(name)) this.circuits.delete(name);
     this.prunePools(out);
     this.dnsClusters = dnsClusters;
     this.dns.sync(dnsClusters.keys());
@@ -151,10 +160,37 @@ export class ClusterManager {
     const key = poolKey(cluster, ep.address, ep.port);
     let p = this.pools.get(key);
     if (!p) {
-      p = newPool(cluster, ep.address, ep.port);
-      this.pools.set(key, p);
+      const budget = this.circuitOf(cluster).connections;
+      const pool = newPool(cluster, ep.address, ep.port, budget);
+      p = pool;
+      this.pools.set(key, pool);
+      // An idle undici pool gives its connections back by closing; the next request opens anew.
+      const member: BudgetedPool = {
+        load: () => ({ running: pool.stats.running, queued: pool.stats.pending }),
+        closeIdle: () => {
+          const st = pool.stats;
+          if (st.running > 0 || st.pending > 0 || st.connected === 0 || this.pools.get(key) !== pool)
+            return false;
+          this.pools.delete(key);
+          budget.pools.delete(member);
+          void pool.close().catch(() => {});
+          return true;
+        },
+      };
+      budget.pools.add(member);
+      this.undiciMembers.set(pool, { budget, member });
     }
     return p;
+  }
+
+  /** The circuit of a cluster of the current snapshot (a fresh one for a cluster not built). */
+  private circuitOf(cluster: Cluster): ClusterCircuit {
+    let c = this.circuits.get(cluster.name);
+    if (!c) {
+      c = new ClusterCircuit(cluster.connectionPool.maxConnections);
+      this.circuits.set(cluster.name, c);
+    }
+    return c;
   }
 
   /** The raw HTTP/1.1 pool for an endpoint (requests without a streamed body). */
@@ -168,7 +204,8 @@ export class ClusterManager {
     if (!p) {
       const cp = cluster.connectionPool;
       p = new H1Pool(ep.address, ep.port, {
-        connections: cp.maxConnections < MAX_U32 ? cp.maxConnections : 1_000_000,
+        connections: cp.maxConnections,
+        budget: this.circuitOf(cluster).connections,
         connectTimeoutMs: cp.connectTimeoutMs,
         keepAliveMs: Math.min(4_000, cp.idleTimeoutMs),
         maxRequestsPerConnection: cp.maxRequestsPerConnection,
@@ -198,6 +235,11 @@ export class ClusterManager {
     return p;
   }
 
+  private forgetMember(p: Pool): void {
+    const m = this.undiciMembers.get(p);
+    if (m) m.budget.pools.delete(m.member);
+  }
+
   private prunePools(clusters: ReadonlyMap<string, ClusterRuntime>): void {
     const live = new Set<string>();
     for (const rt of clusters.values())
@@ -210,6 +252,7 @@ export class ClusterManager {
     for (const [k, p] of this.pools)
       if (!live.has(k)) {
         this.pools.delete(k);
+        this.forgetMember(p);
         // Let in-flight requests on the old pool finish; close() waits for them.
         void p.close().catch(() => {});
       }
@@ -266,9 +309,10 @@ function endpointId(
   return `${c.name}|${address}|${e.port}|${e.weight}|${JSON.stringify(e.labels)}`;
 }
 
+/** Pools are per cluster and endpoint (as Envoy's), so each counts against its cluster's budget. */
 function poolKey(c: Cluster, address: string, port: number): string {
   const cp = c.connectionPool;
-  return `${address}|${port}|${cp.maxConnections}|${cp.connectTimeoutMs}|${cp.idleTimeoutMs}|${cp.maxRequestsPerConnection}|${cp.maxConnectionDurationMs}|${cp.tcpKeepaliveMs}`;
+  return `${c.name}|${address}|${port}|${cp.maxConnections}|${cp.connectTimeoutMs}|${cp.idleTimeoutMs}|${cp.maxRequestsPerConnection}|${cp.maxConnectionDurationMs}|${cp.tcpKeepaliveMs}`;
 }
 
 function origin(address: string, port: number): string {
@@ -278,9 +322,10 @@ function origin(address: string, port: number): string {
 
 const MAX_U32 = 2 ** 32 - 1;
 
-function newPool(c: Cluster | undefined, address: string, port: number): Pool {
+function newPool(c: Cluster | undefined, address: string, port: number, budget?: ConnectionBudget): Pool {
   const cp = c?.connectionPool;
   const socketPath = address.startsWith('unix://') ? address.slice('unix://'.length) : undefined;
+  const timeout = cp?.connectTimeoutMs ?? 10_000;
   return new Pool(socketPath ? 'http://localhost' : origin(address, port), {
     connections: cp && cp.maxConnections < MAX_U32 ? cp.maxConnections : null,
     pipelining: 1,
@@ -289,6 +334,29 @@ function newPool(c: Cluster | undefined, address: string, port: number): Pool {
     keepAliveTimeout: 4_000,
     keepAliveMaxTimeout: cp ? Math.min(cp.idleTimeoutMs, 600_000) : 600_000,
     ...(cp && cp.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: cp.maxRequestsPerConnection } : {}),
-    connect: { timeout: cp?.connectTimeoutMs ?? 10_000, ...(socketPath ? { socketPath } : {}) },
+    connect: budget
+      ? budgetedConnector(buildConnector({ timeout, ...(socketPath ? { socketPath } : {}) }), budget)
+      : { timeout, ...(socketPath ? { socketPath } : {}) },
   });
+}
+
+/** undici's connector, opening a socket only with a slot of the cluster's budget. */
+function budgetedConnector(
+  base: buildConnector.connector,
+  budget: ConnectionBudget,
+): buildConnector.connector {
+  return (opts, cb) => {
+    const go = () => {
+      if (!budget.tryAcquire()) return budget.wait(go);
+      base(opts, (err, sock) => {
+        if (err || !sock) {
+          budget.release();
+          return cb(err ?? new Error('connect failed'), null);
+        }
+        sock.once('close', () => budget.release());
+        cb(null, sock);
+      });
+    };
+    go();
+  };
 }

@@ -8,6 +8,7 @@
 // forwarder on raw pooled sockets ~47 µs (bench/README.md).
 
 import { connect, type Socket } from 'node:net';
+import { type BudgetedPool, ConnectionBudget } from './cluster-circuit.js';
 import { TOKEN } from './http-util.js';
 
 export interface H1Handler {
@@ -26,8 +27,10 @@ export interface H1Request {
 }
 
 export interface H1PoolOptions {
-  /** Maximum sockets (Envoy maxConnections per host). */
+  /** Maximum sockets of this pool when no cluster-wide budget is given. */
   connections: number;
+  /** The cluster's connection budget (tcp.maxConnections across all its pools). */
+  budget?: ConnectionBudget;
   connectTimeoutMs: number;
   /** Close an idle keep-alive socket after this long (shorter than typical upstream idle timeouts). */
   keepAliveMs: number;
@@ -407,7 +410,7 @@ class Conn {
   }
 }
 
-export class H1Pool {
+export class H1Pool implements BudgetedPool {
   private readonly idle: Conn[] = [];
   private readonly all = new Set<Conn>();
   private readonly queue: Queued[] = [];
@@ -419,12 +422,29 @@ export class H1Pool {
     return this.closedPool;
   }
   private sweeper: NodeJS.Timeout | undefined;
+  /** Every socket this pool opens takes a slot from the budget and returns it on close. */
+  private readonly budget: ConnectionBudget;
+  private readonly onSlot = () => this.grow();
 
   constructor(
     readonly host: string,
     readonly port: number,
     readonly opts: H1PoolOptions,
-  ) {}
+  ) {
+    this.budget = opts.budget ?? new ConnectionBudget(opts.connections);
+    this.budget.pools.add(this);
+  }
+
+  load(): { running: number; queued: number } {
+    return { running: this.running, queued: this.queue.length };
+  }
+
+  closeIdle(): boolean {
+    const c = this.takeIdle();
+    if (!c) return false;
+    c.socket.destroy();
+    return true;
+  }
 
   get stats(): { running: number; queued: number; connected: number; free: number } {
     return {
@@ -460,7 +480,12 @@ export class H1Pool {
   }
 
   private grow(): void {
-    while (this.queue.length > this.connecting && this.all.size + this.connecting < this.opts.connections) {
+    if (this.closedPool) return;
+    while (this.queue.length > this.connecting) {
+      if (!this.budget.tryAcquire()) {
+        this.budget.wait(this.onSlot);
+        return;
+      }
       this.connecting++;
       new Conn(this, this.host, this.port, (conn, err) => {
         this.connecting--;
@@ -485,6 +510,11 @@ export class H1Pool {
     if (!fresh) c.reused = true;
     const next = this.queue.shift();
     if (next) return this.start(c, next.req, next.handler);
+    // Another pool of the cluster waits for a connection slot: give this one back.
+    if (this.budget.contended) {
+      c.socket.destroy();
+      return;
+    }
     c.reused = true;
     c.idleSince = Date.now();
     this.idle.push(c);
@@ -508,7 +538,9 @@ export class H1Pool {
     }
   }
 
+  /** A socket closed (after connecting or failing to): its budget slot returns. */
   forget(c: Conn): void {
+    this.budget.release();
     this.all.delete(c);
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
@@ -543,6 +575,7 @@ export class H1Pool {
     for (const c of this.idle.splice(0)) c.socket.destroy();
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
+    this.budget.pools.delete(this);
   }
 }
 

@@ -2,7 +2,7 @@
 // pools with the route's timeout and retry policy; stream the response back with backpressure.
 
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import type { Dispatcher, Pool } from 'undici';
+import type { Dispatcher } from 'undici';
 import { splitHostPort } from '../config/names.js';
 import type { CompiledRoute } from '../config/snapshot.js';
 import type { ClusterRuntime } from './cluster-manager.js';
@@ -246,13 +246,13 @@ class Forwarder {
     this.viaH1Pool = pool instanceof H1Pool;
     const c = x.cluster;
     if (ep && c) {
-      if (c.limited && overflows(c, pool as unknown as Pool)) {
+      if (c.limited && overflows(c)) {
         this.deps.manager.overflows.requests++;
         return localReply(x, 'overflow', this.deps);
       }
       ep.active++;
-      c.active++;
-      if (x.attempt > 1) c.retriesActive++;
+      c.circuit.active++;
+      if (x.attempt > 1) c.circuit.retriesActive++;
     }
     x.endpoint = ep;
     x.upstreamHost = host ?? '-';
@@ -307,7 +307,7 @@ class Forwarder {
     const p = this.route?.retry;
     if (!p || this.x.attempt > p.numRetries || this.req.streamed || this.x.done) return false;
     const c = this.x.cluster;
-    if (c && c.retriesActive >= c.config.connectionPool.maxRetries) {
+    if (c && c.circuit.retriesActive >= c.config.connectionPool.maxRetries) {
       // Envoy's retry circuit breaker (upstream_rq_retry_overflow): answer with what we have.
       this.deps.manager.overflows.retries++;
       return false;
@@ -402,8 +402,8 @@ class Attempt {
       this.ep.active--;
       const c = this.f.x.cluster;
       if (c) {
-        c.active--;
-        if (this.retry) c.retriesActive--;
+        c.circuit.active--;
+        if (this.retry) c.circuit.retriesActive--;
       }
     }
   }
@@ -547,14 +547,15 @@ export type { UpstreamRequest };
 
 /**
  * Envoy's circuit breakers for one cluster: outstanding requests (http2MaxRequests), and pending
- * requests (http1MaxPendingRequests) once every connection (maxConnections) is busy.
+ * requests (http1MaxPendingRequests) once every connection the cluster may open
+ * (maxConnections, across all its pools) is busy.
  */
-function overflows(
-  c: ClusterRuntime,
-  pool: { readonly stats: { running: number; queued: number } },
-): boolean {
+function overflows(c: ClusterRuntime): boolean {
   const cp = c.config.connectionPool;
-  if (c.active >= cp.maxRequests) return true;
-  const st = pool.stats;
-  return st.running + st.queued >= cp.maxConnections && st.queued >= cp.maxPendingRequests;
+  const circuit = c.circuit;
+  if (circuit.active >= cp.maxRequests) return true;
+  const budget = circuit.connections;
+  if (budget.open < budget.max) return false;
+  const load = budget.load();
+  return load.running + load.queued >= cp.maxConnections && load.queued >= cp.maxPendingRequests;
 }
