@@ -1,12 +1,14 @@
 // Real processes for end-to-end tests: the built pilot-agent, Node upstream servers on port 0,
 // and the real httpbin under gunicorn.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as netServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Test } from 'tap';
+import { requireProgram } from './system.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const PILOT_AGENT = join(ROOT, 'dist', 'pilot-agent', 'main.js');
@@ -194,7 +196,23 @@ export interface Httpbin {
   stop: () => Promise<void>;
 }
 
-/** The real httpbin (Debian python3-httpbin) under gunicorn. */
+/**
+ * Whether the real httpbin can run here: gunicorn on PATH and able to load `httpbin:app` (checked
+ * with gunicorn's own Python, which need not be the `python3` on PATH). Skips, or fails under
+ * COURIER_REQUIRE_SYSTEM_TESTS=1, when not; see helpers/system.ts.
+ */
+export function requireHttpbin(t: Test): boolean {
+  const found = requireProgram(t, 'gunicorn', {
+    apt: 'gunicorn python3-httpbin',
+    check: (gunicorn) => {
+      const r = spawnSync(gunicorn, ['--check-config', 'httpbin:app'], { cwd: tmpdir(), encoding: 'utf8' });
+      return r.status === 0 ? undefined : 'gunicorn cannot load httpbin:app';
+    },
+  });
+  return found !== undefined;
+}
+
+/** The real httpbin (Debian python3-httpbin) under gunicorn; see requireHttpbin. */
 export async function startHttpbin(): Promise<Httpbin> {
   const port = await freePort();
   const proc = spawn(
