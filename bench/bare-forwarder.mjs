@@ -5,6 +5,7 @@
 
 import http from 'node:http';
 import { Pool } from 'undici';
+import { exitWithParent, listenAndAnnounce } from './lib/child.mjs';
 
 const [listenPort, target] = process.argv.slice(2);
 const pool = new Pool(target, { connections: 256, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
@@ -34,11 +35,5 @@ const server = http.createServer((req, res) => {
   );
 });
 server.keepAliveTimeout = 120_000;
-server.listen(Number(listenPort), '127.0.0.1', () => {
-  process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
-});
-
-process.stdin.resume();
-process.stdin.on('end', () => process.exit(0));
-process.stdin.on('error', () => process.exit(0));
-for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
+listenAndAnnounce(server, listenPort);
+exitWithParent();

@@ -4,6 +4,7 @@
 // headers. Exits when its stdin closes, so it cannot outlive the harness.
 
 import autocannon from 'autocannon';
+import { exitWithParent } from './lib/child.mjs';
 
 const opts = JSON.parse(process.argv[2] ?? '{}');
 
@@ -43,10 +44,7 @@ instance.on('response', (_client, _status, _bytes, ms) => {
   sumMs += ms;
 });
 
-process.stdin.resume();
-process.stdin.on('end', () => instance.stop());
-process.stdin.on('error', () => instance.stop());
-for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => instance.stop());
+exitWithParent(() => instance.stop());
 
 const r = await instance;
 const out = {

@@ -10,6 +10,7 @@
 // (chunked bodies, unparseable heads) gets a 400 and a close.
 
 import { createServer } from 'node:net';
+import { exitWithParent } from './lib/child.mjs';
 
 export const BODY = 'hello world\n';
 
@@ -83,8 +84,4 @@ const servers = ports.map((port, i) => {
 
 const listening = await Promise.all(servers);
 process.stdout.write(`${JSON.stringify({ ports: listening.map((s) => s.address().port) })}\n`);
-
-process.stdin.resume();
-process.stdin.on('end', () => process.exit(0));
-process.stdin.on('error', () => process.exit(0));
-for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
+exitWithParent();

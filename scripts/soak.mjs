@@ -11,24 +11,14 @@
 // whether RSS and file descriptors stayed within the bounds stated below. Exits 1 when a bound
 // is exceeded or a request on a stable route failed outside a worker kill.
 
-import { execFileSync, spawn } from 'node:child_process';
-import {
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as httpServer } from 'node:http';
-import { createServer as netServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Pool } from 'undici';
+import { childPids, fds, freePort, pilotAgentArgs, rssBytes, sleep, waitHttp200 } from './lib/procs.mjs';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const PILOT_AGENT = join(ROOT, 'dist', 'pilot-agent', 'main.js');
 const MiB = 1024 * 1024;
 
 // The bounds the run is judged by.
@@ -75,19 +65,6 @@ function parseArgs(argv) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort() {
-  return new Promise((res, rej) => {
-    const s = netServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => res(p));
-    });
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Upstreams (in this process; cheap at the soak's rate)
 
@@ -190,53 +167,6 @@ spec:
 `;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Processes
-
-/** The agent's child processes: its workers. */
-function children(pid) {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
-function rssBytes(pid) {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : Number.NaN;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** Open fds, and how many of them are sockets. */
-function fds(pid) {
-  try {
-    const names = readdirSync(`/proc/${pid}/fd`);
-    let sockets = 0;
-    for (const n of names) {
-      if (readlinkSafe(`/proc/${pid}/fd/${n}`).startsWith('socket:')) sockets++;
-    }
-    return { total: names.length, sockets };
-  } catch {
-    return { total: Number.NaN, sockets: Number.NaN };
-  }
-}
-
-function readlinkSafe(p) {
-  try {
-    return readlinkSync(p);
-  } catch {
-    return '';
-  }
-}
-
 const mib = (b) => (Number.isFinite(b) ? (b / MiB).toFixed(1) : '-');
 
 // ---------------------------------------------------------------------------------------------
@@ -250,12 +180,6 @@ const ups = {
 const flap = await flappingUpstream(opts.flapEvery * 1000);
 const ports = { plain: ups.plain.port, v1: ups.v1.port, v2: ups.v2.port, flap: flap.port };
 const gw = await freePort();
-const [admin, status, health, stats] = [
-  await freePort(),
-  await freePort(),
-  await freePort(),
-  await freePort(),
-];
 const dir = mkdtempSync(join(tmpdir(), 'courier-soak-'));
 const cfgFile = join(dir, 'config.yaml');
 const WEIGHTS = [90, 50, 10, 50];
@@ -269,27 +193,9 @@ writeConfig();
 
 const logFile = join(dir, 'agent.log');
 let agentLog = '';
-const agent = spawn(
-  process.execPath,
-  [
-    PILOT_AGENT,
-    'proxy',
-    'router',
-    '--config-dir',
-    dir,
-    '--concurrency',
-    '2',
-    '--admin-port',
-    String(admin),
-    '--status-port',
-    String(status),
-    '--health-port',
-    String(health),
-    '--stats-port',
-    String(stats),
-  ],
-  { stdio: ['ignore', 'pipe', 'pipe'] },
-);
+const { args: agentArgs, ports: agentPorts } = await pilotAgentArgs({ configDir: dir, concurrency: 2 });
+const { status, health } = agentPorts;
+const agent = spawn(process.execPath, agentArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
 agent.stdout.on('data', (d) => {
   agentLog += d;
 });
@@ -313,17 +219,11 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
-async function ready() {
-  try {
-    return (await fetch(`http://127.0.0.1:${health}/healthz/ready`)).status === 200;
-  } catch {
-    return false;
-  }
-}
-for (let i = 0; i < 300 && !(await ready()); i++) await sleep(50);
-if (!(await ready())) {
+try {
+  await waitHttp200(`http://127.0.0.1:${health}/healthz/ready`, { ms: 15_000, what: 'pilot-agent' });
+} catch (e) {
   cleanup();
-  throw new Error(`pilot-agent not ready:\n${agentLog}`);
+  throw new Error(`${e.message}:\n${agentLog}`);
 }
 
 async function metric(re) {
@@ -336,7 +236,7 @@ async function metric(re) {
   }
 }
 
-const workerPids = () => children(agent.pid).sort((a, b) => a - b);
+const workerPids = () => childPids(agent.pid).sort((a, b) => a - b);
 await sleep(500);
 const firstWorkers = workerPids();
 if (firstWorkers.length !== 2) throw new Error(`expected 2 workers, found ${firstWorkers.join(',')}`);

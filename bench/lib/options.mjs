@@ -1,0 +1,106 @@
+// Command-line options of bench/run.mjs.
+
+export const HELP = `usage: npm run bench -- [options]
+  --duration S          seconds per measured throughput run (default 6; wrk takes whole seconds)
+  --rounds N            interleaved rounds (default 3)
+  --warmup S            warm-up seconds per target, discarded (default 3)
+  --connections N       connections per load run (default 64)
+  --driver D            throughput load generator: auto (wrk when installed), wrk, autocannon
+  --cpu-quota Q         CPU quota per proxy in the throughput rounds, in cores: auto (default; sized
+                        from the warm-up so the load side keeps 2x headroom), a number (0.25), or off
+  --headroom H          direct must reach H x the fastest target, or the ratios are withheld (1.5)
+  --rate R              offered load of the fixed-rate run: latency and CPU per request (2000 req/s)
+  --latency-duration S  seconds per target in the fixed-rate run (default 5; 0 skips it)
+  --targets LIST        comma-separated subset of courier,http-proxy,http-proxy-3,fastify,nginx,bare
+                        (direct is always measured; courier always runs)
+  --scaling             also run courier --concurrency 1 vs 2
+  --calibrate           also run the ~40-line bare forwarder (node:http + undici), a calibration point
+  --no-nginx            skip nginx even when installed
+  --profile             run courier under node --cpu-prof; profiles land in bench/results/profiles/
+  --quick               1 s warm-up, 1 round of 3 s, 3 s fixed-rate runs (about a minute)`;
+
+export const ALL_TARGETS = ['courier', 'http-proxy', 'http-proxy-3', 'fastify', 'nginx', 'bare'];
+
+export function parseArgs(argv) {
+  const o = {
+    duration: 6,
+    rounds: 3,
+    warmup: 3,
+    connections: 64,
+    driver: 'auto',
+    cpuQuota: 'auto',
+    headroom: 1.5,
+    rate: 2000,
+    latencyDuration: 5,
+    targets: ALL_TARGETS.filter((t) => t !== 'bare'),
+    scaling: false,
+    calibrate: false,
+    nginx: true,
+    profile: false,
+  };
+  const num = (name, v) => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n < 0) throw new Error(`--${name}: expected a number`);
+    return n;
+  };
+  const oneOf = (name, v, allowed) => {
+    if (!allowed.includes(v)) throw new Error(`--${name}: expected one of ${allowed.join(', ')}`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split('=', 2);
+    const value = () => inline ?? argv[++i];
+    const name = flag.slice(2);
+    switch (flag) {
+      case '--duration':
+      case '--warmup':
+      case '--rate':
+      case '--headroom':
+        o[name] = num(name, value());
+        break;
+      case '--latency-duration':
+        o.latencyDuration = num(name, value());
+        break;
+      case '--rounds':
+      case '--connections':
+        o[name] = Math.max(1, Math.round(num(name, value())));
+        break;
+      case '--driver':
+        o.driver = oneOf(name, value(), ['auto', 'wrk', 'autocannon']);
+        break;
+      case '--cpu-quota': {
+        const v = value();
+        o.cpuQuota = v === 'auto' || v === 'off' ? v : num(name, v);
+        if (o.cpuQuota === 0) o.cpuQuota = 'off';
+        break;
+      }
+      case '--targets':
+        o.targets = value()
+          .split(',')
+          .map((t) => oneOf(name, t.trim(), ALL_TARGETS));
+        break;
+      case '--scaling':
+      case '--calibrate':
+      case '--profile':
+        o[name] = true;
+        break;
+      case '--no-nginx':
+        o.nginx = false;
+        break;
+      case '--quick':
+        Object.assign(o, { warmup: 1, duration: 3, rounds: 1, latencyDuration: 3 });
+        break;
+      case '--help':
+      case '-h':
+        console.log(HELP);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${argv[i]}\n${HELP}`);
+    }
+  }
+  if (!o.targets.includes('courier')) o.targets.unshift('courier');
+  if (o.calibrate && !o.targets.includes('bare')) o.targets.push('bare');
+  if (!o.nginx) o.targets = o.targets.filter((t) => t !== 'nginx');
+  return o;
+}
