@@ -146,9 +146,11 @@ function buildUpstreamRequest(x: Exchange): UpstreamRequest {
   let authority = x.authority;
   let path = x.path;
   if (route) {
-    applyHeaderOps(headers, route.headers.request);
+    // Envoy applies the most specific level first (weighted cluster, then route), so the route's
+    // `set` wins over a destination's; Istio's routing tests expect the route's authority too.
     if (dest) applyHeaderOps(headers, dest.headers.request);
-    authority = dest?.headers.authority ?? route.headers.authority ?? authority;
+    applyHeaderOps(headers, route.headers.request);
+    authority = route.headers.authority ?? dest?.headers.authority ?? authority;
     const rw = route.rewrite;
     if (rw) {
       if (rw.authority) authority = rw.authority;
@@ -531,8 +533,9 @@ export function responseHeaders(
   h['x-envoy-upstream-service-time'] = String(x.upstreamServiceTime);
   const route = x.route;
   if (route) {
-    applyHeaderOps(h, route.headers.response);
+    // Most specific first, as for request headers: the route's operations have the last word.
     if (x.destination) applyHeaderOps(h, x.destination.headers.response);
+    applyHeaderOps(h, route.headers.response);
   }
   if (x.setCookie) {
     const cur = h['set-cookie'];
