@@ -1,5 +1,7 @@
 // Traffic mirroring: fire and forget. The mirrored request never delays or fails the primary;
-// its response is read and dropped.
+// its response is read and dropped. Its authority carries Envoy's `-shadow` suffix, so the
+// shadow service can tell copies from live traffic (Istio >= 1.28 can turn the suffix off in
+// istiod, DISABLE_SHADOW_HOST_SUFFIX; here COURIER_DISABLE_SHADOW_HOST_SUFFIX=true does).
 
 import type { Dispatcher } from 'undici';
 import type { CompiledRoute } from '../config/snapshot.js';
@@ -19,6 +21,19 @@ const DISCARD = {
   onError() {},
 } as unknown as Dispatcher.DispatchHandler;
 
+const SUFFIX = process.env.COURIER_DISABLE_SHADOW_HOST_SUFFIX === 'true' ? '' : '-shadow';
+
+/**
+ * Envoy's shadow host: the suffix goes before the port (`a.com:8080` -> `a.com-shadow:8080`); a
+ * colon inside an IPv6 literal is not a port (`[::1]` -> `[::1]-shadow`, `[::1]:80` ->
+ * `[::1]-shadow:80`).
+ */
+export function shadowAuthority(host: string, suffix = '-shadow'): string {
+  const colon = host.lastIndexOf(':');
+  if (colon < 0 || host.lastIndexOf(']') > colon) return `${host}${suffix}`;
+  return `${host.slice(0, colon)}${suffix}${host.slice(colon)}`;
+}
+
 export function sendMirrors(
   rt: Runtime,
   x: Exchange,
@@ -37,7 +52,7 @@ export function sendMirrors(
         {
           method: req.method,
           path: req.path,
-          headers: { ...req.headers },
+          headers: { ...req.headers, host: shadowAuthority(String(req.headers.host ?? ''), SUFFIX) },
           body: req.body as Buffer | null,
         },
         DISCARD,

@@ -202,6 +202,16 @@ t.test('mirror gets a copy; the primary answers', async (t) => {
   t.ok(ok, 'mirror received the request');
   t.equal(mirror.requests.at(-1)?.body, 'payload');
   t.equal(mirror.requests.at(-1)?.url, '/mirrored/x');
+  t.equal(mirror.requests.at(-1)?.headers.host, 'example.com-shadow', "Envoy's -shadow suffix");
+  t.equal(JSON.parse(r.body).headers.host, 'example.com', 'the primary keeps the authority as sent');
+});
+
+t.test('the shadow suffix goes before the port of the authority', async (t) => {
+  const before = mirror.hits;
+  const r = await request(gw, '/mirrored/port', { host: 'shop.example.com:8443' });
+  t.equal(r.status, 200);
+  for (let i = 0; i < 50 && mirror.hits === before; i++) await sleep(20);
+  t.equal(mirror.requests.at(-1)?.headers.host, 'shop.example.com-shadow:8443');
 });
 
 t.test('default retry policy moves a connect failure to another endpoint', async (t) => {
