@@ -4,7 +4,7 @@
 // validateDocument): a policy courier does not enforce must not reject a config directory that
 // loaded before security kinds were read.
 
-import type { Checker, Obj } from './checker.js';
+import { type Checker, keyPath, type Obj } from './checker.js';
 
 const ACTIONS = ['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'] as const;
 const MTLS_MODES = ['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT'] as const;
@@ -39,7 +39,7 @@ export function validatePeerAuthentication(c: Checker, spec: Obj): void {
   if (!ports) return;
   if (!sel) c.err('spec.portLevelMtls', 'requires a workload selector');
   for (const [port, v] of Object.entries(ports)) {
-    const p = `spec.portLevelMtls.${port}`;
+    const p = keyPath('spec.portLevelMtls', port);
     c.port(port, p);
     const o = c.obj(v, p);
     if (o) c.oneOf(o.mode, `${p}.mode`, MTLS_MODES);
