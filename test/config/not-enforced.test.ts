@@ -54,13 +54,14 @@ t.test('AuthorizationPolicy: listed for every action, saying requests are not ch
     sec('AuthorizationPolicy', 'action: AUDIT\nrules: [{}]', '{name: audit}'),
     sec('AuthorizationPolicy', 'action: CUSTOM\nprovider: {name: ext-authz}\nrules: [{}]', '{name: custom}'),
   ]);
-  const p = 'c.yaml';
+  const ap = (i: number, name: string, why: string) =>
+    `c.yaml[${i}] AuthorizationPolicy/default/${name}: spec: AuthorizationPolicy is not enforced: requests are NOT checked against it (${why})`;
   t.same(got, [
-    `${p}[0] AuthorizationPolicy/default/deny: spec: AuthorizationPolicy is not enforced: requests are NOT checked against it (action DENY: requests it denies are let through)`,
-    `${p}[1] AuthorizationPolicy/default/allow-nothing: spec: AuthorizationPolicy is not enforced: requests are NOT checked against it (action ALLOW: it allows nothing, yet every request is let through)`,
-    `${p}[2] AuthorizationPolicy/default/allow: spec: AuthorizationPolicy is not enforced: requests are NOT checked against it (action ALLOW: requests it does not allow are let through)`,
-    `${p}[3] AuthorizationPolicy/default/audit: spec: AuthorizationPolicy is not enforced: requests are NOT checked against it (action AUDIT: requests it matches are not audit-logged)`,
-    `${p}[4] AuthorizationPolicy/default/custom: spec: AuthorizationPolicy is not enforced: requests are NOT checked against it (action CUSTOM: requests are not sent to the external authorizer "ext-authz")`,
+    ap(0, 'deny', 'action DENY: requests it denies are let through'),
+    ap(1, 'allow-nothing', 'action ALLOW: it allows nothing, yet every request is let through'),
+    ap(2, 'allow', 'action ALLOW: requests it does not allow are let through'),
+    ap(3, 'audit', 'action AUDIT: requests it matches are not audit-logged'),
+    ap(4, 'custom', 'action CUSTOM: requests are not sent to the external authorizer "ext-authz"'),
   ]);
 });
 
