@@ -1,5 +1,5 @@
 // HTTPMatchRequest → a pre-built matcher. Conditions inside a block are AND-ed; the caller
-// OR-s the blocks. Regexes are compiled once here (full-string, RE2-style).
+// OR-s the blocks. Regexes are compiled once here: full-string RE2, linear time (config/regex.ts).
 
 import { compileRegex } from '../regex.js';
 import type { Matcher, RequestView } from '../snapshot.js';

@@ -104,3 +104,121 @@ t.test("RE2 syntax errors are errors (what Go's regexp rejects)", async (t) => {
   t.equal(checkRegex(5), 'regex must be a string');
   t.match(checkRegex(`a${'b'.repeat(1024)}`), /regex is too large, max length allowed is 1024/);
 });
+
+t.test('RE2 details the old JS translation got wrong or refused', async (t) => {
+  t.ok(full('[[:^alpha:]]+').test('12-'), 'negated POSIX class inside a bracket');
+  t.notOk(full('[[:^alpha:]]+').test('1a'));
+  t.ok(full('(?i)\\w').test('ſ'), 'as in Go and RE2, (?i) folds \\w: ſ is s');
+  t.ok(full('(?i)k').test('\u212a'), 'RE2 case folding: K matches the Kelvin sign');
+  t.match(checkRegex('\\C'), /invalid escape sequence: \\C/, 'Go (and so Istio) rejects \\C');
+  t.match(checkRegex('(?P<a>x)(?P<a>y)'), /duplicate capture group name/);
+});
+
+t.test('rewrite: RE2 GlobalReplace rules and JS replacement syntax', async (t) => {
+  const search = (pattern: string) => {
+    const r = compileRegex(pattern);
+    if (typeof r === 'string') throw new Error(r);
+    return r.search;
+  };
+  t.equal('baaac'.replace(search('a*'), '<$&>'), '<>b<aaa>c<>', 'no empty match right after a match');
+  t.equal('😀😀'.replace(search('x*'), '-'), '-😀-😀-', 'steps over a whole surrogate pair');
+  t.equal('ab'.replace(search(''), '-'), '-a-b-');
+  t.equal('xay'.replace(search('a'), "[$`|$'|$$|$0|$9]"), 'x[x|y|$|$0|$9]y', 'JS specials');
+  t.equal('v1/x'.replace(search('(?P<ver>v[0-9])/(?<rest>.*)'), '$<rest>@$<ver>$<none>'), 'x@v1');
+  t.equal('ab'.replace(search('(a)(x)?'), '[$1$2]'), '[a]b', 'an unmatched group is empty');
+  t.equal(
+    'a1b22'.replace(search('[0-9]+'), (m: string, off: number) => `<${m}@${off}>`),
+    'a<1@1>b<22@3>',
+  );
+  t.equal('abc'.replace(search('z'), 'y'), 'abc', 'no match: the input as is');
+  t.equal('/a/b'.replace(search('^/'), ''), 'a/b', '^ is the start of the text, not of the search');
+});
+
+t.test('the search regex is an RE2 regex behind a global RegExp', async (t) => {
+  const r = compileRegex('(?P<d>[0-9]+)');
+  if (typeof r === 'string') throw new Error(r);
+  const re = r.search;
+  t.ok(re instanceof RegExp, 'passes where a RegExp is expected (the snapshot types it so)');
+  t.equal(re.toString(), '/(?P<d>[0-9]+)/ (RE2)');
+  t.same('a12b3'.match(re), ['12', '3'], 'match (global) goes through exec');
+  re.lastIndex = 0;
+  const m = re.exec('a12b3');
+  t.equal(m?.[0], '12');
+  t.equal(m?.index, 1);
+  t.equal(m?.groups?.d, '12');
+  t.equal(re.lastIndex, 3);
+  t.equal(re.exec('a12b3')?.[0], '3');
+  t.equal(re.exec('a12b3'), null);
+  t.equal(re.lastIndex, 0, 'a failed exec rewinds lastIndex');
+  t.equal('ab12'.search(re), 2);
+  t.throws(() => 'a1b'.split(re), /not supported/, 'split would build a V8 RegExp');
+  t.throws(() => [...'a1b'.matchAll(re)], /not supported/);
+  re.lastIndex = 7;
+  t.equal('x9'.replace(re, '#'), 'x#', 'replace ignores lastIndex');
+  t.equal(re.lastIndex, 7, 'and leaves it alone (shared across requests)');
+});
+
+t.test('crafted inputs finish in linear time (no backtracking)', async (t) => {
+  // Each of these took seconds with the old backtracking translation (28 `a`s: 1.3 s, doubling
+  // per `a`); RE2 answers at 56 KiB in well under a millisecond once warm. Budget: 50 ms for the
+  // best of three calls, so a noisy machine does not fail it but any backtracking does.
+  const K56 = 56 * 1024;
+  const budget = (what: string, fn: () => unknown, ms = 50) => {
+    let best = Infinity;
+    let result: unknown;
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      result = fn();
+      best = Math.min(best, performance.now() - t0);
+    }
+    t.ok(best < ms, `${what}: ${best.toFixed(2)} ms < ${ms} ms`);
+    return result;
+  };
+  const a = (n: number) => 'a'.repeat(n);
+  // [pattern, no full match, full match, no match anywhere (what a rewrite searches)]
+  const cases: [string, string[], string[], string[]][] = [
+    ['(a+)+b', [`${a(28)}c`, `${a(K56)}c`], [`${a(K56)}b`], [`${a(28)}c`, `${a(K56)}c`]],
+    ['(a|aa)*c', [`${a(40)}b`, `${a(K56)}b`], [`${a(K56)}c`], [`${a(40)}b`, `${a(K56)}b`]],
+    [
+      '(.*a){20}',
+      [`${a(30)}b`, `${a(K56)}b`, a(19) + 'x'.repeat(K56)],
+      [a(K56)],
+      [a(19) + 'x'.repeat(30), a(19) + 'x'.repeat(K56)],
+    ],
+  ];
+  for (const [pattern, noFull, yesFull, noSearch] of cases) {
+    const r = compileRegex(pattern);
+    if (typeof r === 'string') throw new Error(r);
+    for (const s of noFull)
+      t.equal(
+        budget(`${pattern} on ${s.length} chars (full)`, () => r.full.test(s)),
+        false,
+        'no match',
+      );
+    for (const s of yesFull)
+      t.equal(
+        budget(`${pattern} on ${s.length} chars (full)`, () => r.full.test(s)),
+        true,
+        'a match',
+      );
+    for (const s of noSearch)
+      t.equal(
+        budget(`${pattern} on ${s.length} chars (search)`, () => s.replace(r.search, '<$&>')),
+        s,
+      );
+  }
+  // Without a match anywhere the rewrite's search stops at the DFA (no capture engine).
+  const ab = compileRegex('(a+)+b');
+  if (typeof ab === 'string') throw new Error(ab);
+  const s = `${'a'.repeat(K56)}c`;
+  t.equal(
+    budget('(a+)+b rewrite, no match', () => s.replace(ab.search, 'X')),
+    s,
+  );
+  // A match needs RE2's capture engine over the matched text: linear, O(input × pattern).
+  const m = `${'a'.repeat(8 * 1024)}b`;
+  t.equal(
+    budget('(a+)+b rewrite, 8 KiB match', () => m.replace(ab.search, '[$1]')),
+    `[${'a'.repeat(8 * 1024)}]`,
+  );
+});
