@@ -7,8 +7,8 @@ import { COURIER, ROOT, writeConfigDir } from '../helpers/procs.js';
 
 const run = (...args: string[]) => spawnSync(process.execPath, [COURIER, ...args], { encoding: 'utf8' });
 
-t.test('validate: the Istio samples are valid (exit 0), unknown kinds noted', async (t) => {
-  const r = run('validate', join(ROOT, '..', 'shared', 'istio-samples'));
+t.test('validate: the Istio fixtures are valid (exit 0), unknown kinds noted', async (t) => {
+  const r = run('validate', join(ROOT, 'test', 'fixtures', 'istio'));
   t.equal(r.status, 0, r.stdout + r.stderr);
   t.match(r.stderr, /skipped Deployment/);
 });

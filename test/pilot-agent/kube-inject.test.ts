@@ -1,4 +1,5 @@
-// kube-inject against golden outputs: Istio's httpbin sample, the seed's httpbin Deployment and
+// kube-inject against golden outputs: the httpbin manifest of test/fixtures/istio (ServiceAccount,
+// Service, Deployment, as Istio's httpbin sample has them), the seed's httpbin Deployment and
 // every workload kind; untouched documents byte for byte; idempotent; opt-out honoured.
 
 import { spawnSync } from 'node:child_process';
@@ -11,7 +12,7 @@ import { COURIER, ROOT } from '../helpers/procs.js';
 
 const here = join(ROOT, 'test', 'pilot-agent');
 const inputs: Record<string, string> = {
-  'httpbin-httpbin': join(ROOT, '..', 'shared', 'istio-samples', 'httpbin-httpbin.yaml'),
+  'httpbin-httpbin': join(ROOT, 'test', 'fixtures', 'istio', 'httpbin', 'httpbin.yaml'),
   'seed-httpbin-nodeport': join(here, 'fixtures', 'seed-httpbin-nodeport.yaml'),
   workloads: join(here, 'fixtures', 'workloads.yaml'),
 };
