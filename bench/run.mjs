@@ -23,7 +23,7 @@ import {
   stopAll,
   stopChildrenOnSignals,
 } from '../scripts/lib/procs.mjs';
-import { cpuGroup, detectCgroups, PERIOD_US } from './lib/cpu-quota.mjs';
+import { autoQuota, cpuGroup, detectCgroups, PERIOD_US } from './lib/cpu-quota.mjs';
 import { autocannon, wrk, wrkVersion } from './lib/drivers.mjs';
 import { parseArgs } from './lib/options.mjs';
 import {
@@ -51,9 +51,8 @@ import {
 
 const BENCH = join(ROOT, 'bench');
 const TASKSET = canRun('taskset', ['-V']);
-/** Auto quota: warm up at this many cores, then size the quota for 2× headroom. */
-const AUTO_START = 0.25;
-const AUTO_TARGET_HEADROOM = 2;
+/** --cpu-quota auto sizes the quota so that the fastest target would run at direct ÷ 2. */
+const AUTO_HEADROOM = 2;
 
 const tempDirs = new Set();
 const groups = new Set();
@@ -149,19 +148,6 @@ const setQuota = (targets, cores) => {
   for (const t of targets) t.group?.set(cores);
 };
 
-/**
- * Auto quota: from the warm-up at AUTO_START cores, the quota at which the fastest proxy would
- * run at direct ÷ AUTO_TARGET_HEADROOM (req/s is proportional to the quota while CPU-bound),
- * rounded down to 0.05 core, between 0.05 and 1.
- */
-function autoQuota(warmup) {
-  const direct = warmup.direct?.rps;
-  const fastest = Math.max(...Object.entries(warmup).map(([n, r]) => (n === 'direct' ? 0 : (r.rps ?? 0))));
-  if (!direct || !fastest) return AUTO_START;
-  const q = (AUTO_START * direct) / (AUTO_TARGET_HEADROOM * fastest);
-  return Math.min(1, Math.max(0.05, Math.floor(q * 20) / 20));
-}
-
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const started = new Date();
@@ -202,7 +188,7 @@ async function main() {
         : ''),
   );
   console.log(
-    `cpu quota: ${cg.ok ? `cgroup ${cg.kind}, ${o.cpuQuota === 'auto' ? `auto (warm-up at ${AUTO_START} core)` : `${o.cpuQuota} core`}, period ${PERIOD_US / 1000} ms` : `none (${cg.why}): every proxy gets a whole core`}`,
+    `cpu quota: ${cg.ok ? `cgroup ${cg.kind}, ${o.cpuQuota === 'auto' ? 'auto (sized after the warm-up)' : `${o.cpuQuota} core`}, period ${PERIOD_US / 1000} ms` : `none (${cg.why}): every proxy gets a whole core`}`,
   );
   console.log(
     `nginx: ${nginx ? nginx.version : o.targets.includes('nginx') ? 'not installed, skipped' : 'skipped'}`,
@@ -228,21 +214,22 @@ async function main() {
     const courier = targets[0];
     const names = targets.map((t) => t.name);
 
-    let quota = cg.ok ? (o.cpuQuota === 'auto' ? AUTO_START : Math.min(1, o.cpuQuota)) : null;
-    setQuota(targets, quota);
+    // Warm-up without a quota (the JIT warms faster); it also measures what the auto quota needs.
     const base = { connections: o.connections };
     console.log(`\nwarm-up: ${names.join(', ')}`);
     const warmup = {};
     for (const t of targets)
       warmup[t.name] = await measure(t, drive, { ...base, duration: o.warmup }, loadPrefix);
+    let quota = null;
     if (cg.ok && o.cpuQuota === 'auto') {
-      quota = autoQuota(warmup);
-      setQuota(targets, quota);
+      const cheapest = Math.min(...names.map((n) => warmup[n].cpuUsPerReq ?? Number.POSITIVE_INFINITY));
+      quota = autoQuota(warmup.direct.rps, cheapest, AUTO_HEADROOM);
       console.log(
-        `warm-up at ${AUTO_START} core: direct ${fmtInt(warmup.direct.rps)} req/s, fastest proxy ` +
-          `${fmtInt(Math.max(...names.filter((n) => n !== 'direct').map((n) => warmup[n].rps ?? 0)))}; quota for the rounds: ${quota} core`,
+        `auto quota: direct ${fmtInt(warmup.direct.rps)} req/s in the warm-up, the cheapest target ` +
+          `${cheapest.toFixed(1)} CPU µs/req: ${quota} core, at which it would run at about direct ÷ ${AUTO_HEADROOM}`,
       );
-    }
+    } else if (cg.ok) quota = Math.min(1, o.cpuQuota);
+    setQuota(targets, quota);
 
     const runs = Object.fromEntries(names.map((n) => [n, []]));
     for (let round = 1; round <= o.rounds; round++) {

@@ -10,6 +10,13 @@ import { join } from 'node:path';
 
 /** CFS period: short, so a capped proxy runs in 2-5 ms slices instead of 25-50 ms bursts. */
 export const PERIOD_US = 10_000;
+/**
+ * CPU weight of a capped proxy's group (v1 cpu.shares; v2 cpu.weight, default 1024 / 100): on a
+ * shared machine the proxy then gets its quota before other processes on its core do, so each
+ * target's req/s is its quota's worth, not what the neighbours left over. The quota bounds what
+ * the weight can take from them.
+ */
+const WEIGHT = { v1: 16_384, v2: 1600 };
 
 const V2 = '/sys/fs/cgroup';
 const V1 = '/sys/fs/cgroup/cpu';
@@ -60,6 +67,10 @@ export function cpuGroup(cg, name) {
     }
   };
   set(null);
+  try {
+    if (cg.kind === 'v2') writeFileSync(join(dir, 'cpu.weight'), String(WEIGHT.v2));
+    else writeFileSync(join(dir, 'cpu.shares'), String(WEIGHT.v1));
+  } catch {}
   return {
     dir,
     prefix: ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', dir],
@@ -87,4 +98,15 @@ export function cpuGroup(cg, name) {
       }
     },
   };
+}
+
+/**
+ * The quota (cores) at which the fastest target would serve `directRps / headroom`: req/s is its
+ * CPU share divided by its CPU time per request while it is CPU-bound. Rounded down to 0.05 core,
+ * between 0.05 and 1.
+ */
+export function autoQuota(directRps, fastestCpuUsPerReq, headroom = 2) {
+  if (!directRps || !fastestCpuUsPerReq) return 0.25;
+  const q = (directRps * fastestCpuUsPerReq) / 1e6 / headroom;
+  return Math.min(1, Math.max(0.05, Math.floor(q * 20 + 1e-9) / 20));
 }

@@ -43,8 +43,8 @@ export async function autocannon(opts, prefix = []) {
   return { driver: 'autocannon', ...JSON.parse(line) };
 }
 
-const UNIT_MS = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const toMs = (v, unit) => Number(v) * UNIT_MS[unit];
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const toMs = (v, unit) => (unit === 'us' ? Number(v) / 1000 : Number(v) * UNIT_MS[unit]);
 
 /** Parse wrk's text report (with --latency). Exported for the tests. */
 export function parseWrk(text) {

@@ -108,6 +108,14 @@ export function throughputTable(names, summary, { ok, quota }) {
   return table(header, rows);
 }
 
+/** Why a target fell below the offered rate: its own CPU, or a load side that fell behind. */
+function fixedRateNote(r, offered) {
+  if (!(r.rps < offered * 0.9)) return '';
+  if (r.cores !== undefined && r.cores !== null && r.cores < 0.8)
+    return `below the offered rate at ${r.cores.toFixed(2)} cores busy: the load side fell behind (busy machine?)`;
+  return 'SATURATED: below the offered rate, latency is queueing';
+}
+
 /** The fixed-rate table: latency added over direct and CPU µs per request at the same load. */
 export function fixedRateTable(order, lat, rate) {
   const d = lat.direct;
@@ -129,7 +137,7 @@ export function fixedRateTable(order, lat, rate) {
         fmt1(r.cpuUsPerReq),
         isDirect || name === 'courier' ? '-' : fmtRatio(r.cpuUsPerReq, courierCpu),
         fmtErrors(r),
-        r.rps < Math.min(rate, d.rps) * 0.9 ? 'SATURATED: below the offered rate, latency is queueing' : '',
+        fixedRateNote(r, Math.min(rate, d.rps)),
       ];
     }),
   );
