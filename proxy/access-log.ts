@@ -39,6 +39,13 @@ export interface LoggedRequest {
   readonly upstreamHost: string;
   readonly clusterName: string;
   readonly routeName: string;
+  /** Why the upstream connection failed (Envoy's transport failure reason), when it did. */
+  readonly transportFailure?: string | undefined;
+}
+
+/** %UPSTREAM_TRANSPORT_FAILURE_REASON%, spaces as underscores as Envoy prints it. */
+function failureReason(x: LoggedRequest): string | undefined {
+  return x.transportFailure?.replaceAll(' ', '_');
 }
 
 /** Envoy prints `-` for a value it does not have. */
@@ -82,13 +89,13 @@ function fields(x: LoggedRequest, durationMs: number) {
  * "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW%
  * %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS%
  * %REQUESTED_SERVER_NAME% %ROUTE_NAME%\n`. Values courier does not have yet (connection
- * termination details, transport failure reason, upstream local address, SNI) print `-`.
+ * termination details, upstream local address, SNI) print `-`.
  */
 export function formatText(x: LoggedRequest, durationMs: number): string {
   const f = fields(x, durationMs);
   return (
     `[${x.startTime.toISOString()}] "${dash(x.method)} ${dash(f.path)} ${f.protocol}" ` +
-    `${x.responseCode} ${dash(x.flagString)} ${dash(x.details)} - "-" ` +
+    `${x.responseCode} ${dash(x.flagString)} ${dash(x.details)} - "${dash(failureReason(x))}" ` +
     `${x.bytesReceived} ${x.bytesSent} ${f.duration} ${dash(f.upstreamServiceTime)} ` +
     `"${dash(header(x, 'x-forwarded-for'))}" "${dash(header(x, 'user-agent'))}" ` +
     `"${dash(header(x, 'x-request-id'))}" "${dash(x.authority)}" "${dash(x.upstreamHost)}" ` +
@@ -126,7 +133,7 @@ export function formatJson(x: LoggedRequest, durationMs: number): string {
     upstream_host: n(f.unset(x.upstreamHost)),
     upstream_local_address: null,
     upstream_service_time: n(f.upstreamServiceTime),
-    upstream_transport_failure_reason: null,
+    upstream_transport_failure_reason: n(failureReason(x)),
     user_agent: n(header(x, 'user-agent')),
     x_forwarded_for: n(header(x, 'x-forwarded-for')),
   })}\n`;

@@ -74,6 +74,11 @@ export class Exchange implements RequestView {
   /** Envoy response flags, e.g. ['UT'], logged as `UT` or `-`. */
   flags: string[] = NO_FLAGS;
   details = '-';
+  /** The last connect failure's Envoy reset reason and transport failure reason. */
+  resetReason: string | undefined;
+  /** A retry policy sent another attempt (an idle-socket replay is not one). */
+  retried = false;
+  transportFailure: string | undefined;
   upstreamHost = '-';
   upstreamStart = 0;
   upstreamServiceTime = -1;

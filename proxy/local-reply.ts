@@ -19,9 +19,65 @@ interface Reply {
   body: string;
   flag: string;
   details: string;
+  /** Envoy's reset reason, for a failure of the upstream request before its response headers. */
+  reset?: string;
 }
 
-const RESET = 'upstream connect error or disconnect/reset before headers. reset reason: ';
+const BEFORE_HEADERS = 'upstream connect error or disconnect/reset before headers. ';
+const RESET = `${BEFORE_HEADERS}reset reason: `;
+
+/** An upstream reset before headers, in Envoy's words (router.cc, resetReasonToString). */
+function resetReply(flag: string, reason: string): Reply {
+  return {
+    status: 503,
+    body: `${RESET}${reason}`,
+    flag,
+    details: `upstream_reset_before_response_started{${reason.replaceAll(' ', '_')}}`,
+    reset: reason,
+  };
+}
+
+/**
+ * Body and details of an upstream reset as Envoy words them for this request: `retried and the
+ * latest reset reason` once a retry went out, the reset reason of the last attempt (a connect
+ * timeout is `connection timeout`), and the transport failure reason when there is one, e.g.
+ * `... reset reason: remote connection failure, transport failure reason: delayed connect error:
+ * Connection refused` and details
+ * `upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}`.
+ */
+export function resetWords(
+  r: Reply,
+  retried: boolean,
+  reason: string | undefined,
+  transportFailure: string | undefined,
+): { body: string; details: string } {
+  const why = reason ?? (r.reset as string);
+  const tail = transportFailure ? `, transport failure reason: ${transportFailure}` : '';
+  const detail = `${why}${transportFailure ? `|${transportFailure}` : ''}`.replaceAll(' ', '_');
+  return {
+    body: `${BEFORE_HEADERS}${retried ? 'retried and the latest ' : ''}reset reason: ${why}${tail}`,
+    details: `upstream_reset_before_response_started{${detail}}`,
+  };
+}
+
+/** errno names to the strerror text Envoy puts after `delayed connect error: `. */
+const CONNECT_ERRORS: Record<string, string> = {
+  ECONNREFUSED: 'Connection refused',
+  EHOSTUNREACH: 'No route to host',
+  ENETUNREACH: 'Network is unreachable',
+  ECONNRESET: 'Connection reset by peer',
+  EADDRNOTAVAIL: 'Cannot assign requested address',
+  ENOENT: 'No such file or directory',
+  EACCES: 'Permission denied',
+};
+
+/** The reset reason and transport failure reason of a connect failure, from its error code. */
+export function connectFailure(code: string | undefined): { reason: string; transport?: string } {
+  if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return { reason: 'connection timeout' };
+  const text = code ? CONNECT_ERRORS[code] : undefined;
+  if (text) return { reason: 'remote connection failure', transport: `delayed connect error: ${text}` };
+  return { reason: 'remote connection failure' };
+}
 
 export const LOCAL_REPLIES: Readonly<Record<LocalOutcome, Reply>> = Object.freeze({
   no_route: { status: 404, body: '', flag: 'NR', details: 'route_not_found' },
@@ -32,32 +88,12 @@ export const LOCAL_REPLIES: Readonly<Record<LocalOutcome, Reply>> = Object.freez
     flag: 'UH',
     details: 'no_healthy_upstream',
   },
-  connect_failure: {
-    status: 503,
-    body: `${RESET}connection failure`,
-    flag: 'UF',
-    details: 'upstream_reset_before_response_started{connection_failure}',
-  },
-  connection_termination: {
-    status: 503,
-    body: `${RESET}connection termination`,
-    flag: 'UC',
-    details: 'upstream_reset_before_response_started{connection_termination}',
-  },
-  overflow: {
-    status: 503,
-    body: `${RESET}overflow`,
-    flag: 'UO',
-    details: 'upstream_reset_before_response_started{overflow}',
-  },
+  connect_failure: resetReply('UF', 'remote connection failure'),
+  connection_termination: resetReply('UC', 'connection termination'),
+  overflow: resetReply('UO', 'overflow'),
   timeout: { status: 504, body: 'upstream request timeout', flag: 'UT', details: 'response_timeout' },
   fault_abort: { status: 503, body: 'fault filter abort', flag: 'FI', details: 'fault_filter_abort' },
   registry_only: { status: 502, body: '', flag: 'NR', details: 'block_all' },
   bad_request: { status: 400, body: 'Bad Request', flag: 'DPE', details: 'http1.codec_error' },
-  upstream_protocol_error: {
-    status: 503,
-    body: `${RESET}protocol error`,
-    flag: 'UPE',
-    details: 'upstream_reset_before_response_started{protocol_error}',
-  },
+  upstream_protocol_error: resetReply('UPE', 'protocol error'),
 });

@@ -17,7 +17,7 @@ import type { ClusterManager, ClusterRuntime } from './cluster-manager.js';
 import { type DownstreamRequest, type DownstreamResponse, downstreamAddress, Exchange } from './exchange.js';
 import { hashKeyFor } from './hash-key.js';
 import { applyHeaderOps, normalizePath } from './http-util.js';
-import { LOCAL_REPLIES, type LocalOutcome } from './local-reply.js';
+import { LOCAL_REPLIES, type LocalOutcome, resetWords } from './local-reply.js';
 import type { UpgradeContext } from './upgrade.js';
 import { forward } from './upstream.js';
 
@@ -174,8 +174,17 @@ export function localReply(x: Exchange, outcome: LocalOutcome, deps: ProxyDeps):
   const r = LOCAL_REPLIES[outcome];
   x.flag(r.flag);
   x.details = r.details;
+  let body = r.body;
+  const connect = outcome === 'connect_failure';
+  if (r.reset !== undefined && (x.retried || (connect && x.resetReason !== undefined))) {
+    const w = connect
+      ? resetWords(r, x.retried, x.resetReason, x.transportFailure)
+      : resetWords(r, x.retried, undefined, undefined);
+    body = w.body;
+    x.details = w.details;
+  }
   const extra = outcome === 'overflow' ? OVERLOADED : undefined;
-  sendLocal(x, r.status, r.body ? Buffer.from(r.body) : undefined, x.route, deps, undefined, extra);
+  sendLocal(x, r.status, body ? Buffer.from(body) : undefined, x.route, deps, undefined, extra);
 }
 
 const OVERLOADED: [string, string][] = [['x-envoy-overloaded', 'true']];

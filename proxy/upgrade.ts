@@ -139,7 +139,7 @@ export function tunnel(
       },
       onError(err: Error & { code?: string }) {
         if (settled && !res.headersSent) return; // aborted: the client left or the route timed out
-        fail(failureOutcome(err));
+        fail(failureOutcome(x, err));
       },
     } as unknown as Dispatcher.DispatchHandler,
   );

@@ -10,7 +10,7 @@ import type { Exchange } from './exchange.js';
 import { type H1Handler, H1Pool, type H1Request } from './h1-pool.js';
 import { applyHeaderOps, connectionTokens, HOP_BY_HOP, hasOps } from './http-util.js';
 import type { Endpoint } from './lb/types.js';
-import type { LocalOutcome } from './local-reply.js';
+import { connectFailure, type LocalOutcome } from './local-reply.js';
 import { sendMirrors } from './mirror.js';
 import type { AttemptResult } from './outlier-detection.js';
 import {
@@ -70,9 +70,23 @@ const FAILURE_OUTCOME = {
   protocol: 'upstream_protocol_error',
 } as const;
 
-/** The local reply for an upstream failure (connect, reset, protocol) before a response. */
-export function failureOutcome(err: Error & { code?: string }): LocalOutcome {
-  return FAILURE_OUTCOME[classify(err)];
+/** The local reply for an upstream failure (connect, reset, protocol) before a response; a
+ * connect failure's reset and transport failure reasons are kept on the exchange. */
+export function failureOutcome(x: Exchange, err: Error & { code?: string }): LocalOutcome {
+  const f = classify(err);
+  noteFailure(x, f, err);
+  return FAILURE_OUTCOME[f];
+}
+
+function noteFailure(x: Exchange, f: Failure, err: (Error & { code?: string }) | undefined): void {
+  if (f === 'connect') {
+    const c = connectFailure(err?.code);
+    x.resetReason = c.reason;
+    x.transportFailure = c.transport;
+  } else {
+    x.resetReason = undefined;
+    x.transportFailure = undefined;
+  }
 }
 
 /** Entry from the request path: the route, cluster and (optional) hash key are decided. */
@@ -279,7 +293,8 @@ class Forwarder {
   /** A response status arrived: retry it, or let it through. */
   shouldRetryStatus(status: number): boolean {
     const p = this.route?.retry;
-    if (!p || status < 300) return false;
+    // attempts: 0 is no retry policy at all in Istio: nothing retried, never URX.
+    if (!p || p.numRetries === 0 || status < 300) return false;
     const on = p.retryOn;
     const retriable =
       (status >= 500 && on.has('5xx')) ||
@@ -296,7 +311,7 @@ class Forwarder {
 
   private retriableFailure(f: Failure): boolean {
     const p = this.route?.retry;
-    if (!p) return false;
+    if (!p || p.numRetries === 0) return false;
     const on = p.retryOn;
     if (on.has('5xx') || on.has('gateway-error')) return f !== 'overflow';
     if (f === 'connect')
@@ -325,11 +340,13 @@ class Forwarder {
     const ceiling = Math.min(base * (2 ** n - 1), base * 10);
     const delay = Math.floor(this.deps.random() * ceiling);
     this.current = undefined;
+    this.x.retried = true;
     setTimeout(() => this.attempt(), delay).unref();
   }
 
-  failed(a: Attempt, f: Failure): void {
+  failed(a: Attempt, f: Failure, err?: Error & { code?: string }): void {
     if (a !== this.current || this.x.done) return;
+    noteFailure(this.x, f, err);
     // The connection closed before a response head: typically a keep-alive socket the upstream
     // closed just as this request went out. Re-send once, at once, when that is safe (idempotent
     // method, replayable body), outside the route's retry policy (as Go's and curl's clients do).
@@ -501,7 +518,7 @@ class Attempt {
       return;
     }
     this.outcome('local');
-    this.f.failed(this, classify(err as Error & { code?: string }));
+    this.f.failed(this, classify(err as Error & { code?: string }), err);
   }
 }
 

@@ -18,6 +18,11 @@ import {
 } from '../helpers/procs.js';
 
 const RESET = 'upstream connect error or disconnect/reset before headers. reset reason: ';
+const REFUSED =
+  'remote connection failure, transport failure reason: delayed connect error: Connection refused';
+/** Istio's default retry policy retries a refused connection twice before answering. */
+const RETRIED =
+  'upstream connect error or disconnect/reset before headers. retried and the latest reset reason: ';
 
 interface RawUpstream {
   port: number;
@@ -220,10 +225,10 @@ for (const [mode, env] of MODES)
       });
     }
 
-    t.test('connection refused: 503 connection failure', async (t) => {
+    t.test('connection refused: 503 remote connection failure, after the default retries', async (t) => {
       const r = await request(gw, '/refused');
       t.equal(r.status, 503);
-      t.equal(r.body, `${RESET}connection failure`);
+      t.equal(r.body, `${RETRIED}${REFUSED}`);
       await workerSurvived(t);
     });
 
@@ -377,7 +382,7 @@ for (const [mode, env] of MODES)
           `POST ${p} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n`,
         );
       const want: Record<string, string> = {
-        '/refused': `${RESET}connection failure`,
+        '/refused': `${RESET}${REFUSED}`, // a streamed body is never retried
         '/resetheaders': `${RESET}connection termination`,
         '/garbage': `${RESET}protocol error`,
       };
@@ -395,7 +400,8 @@ for (const [mode, env] of MODES)
       // An upstream that answers without upgrading has its response passed on (as Envoy does);
       // one cut short stays cut short.
       const expected: Record<string, RegExp> = {
-        '/refused': /^HTTP\/1\.1 503 Service Unavailable\r\n[\s\S]*connection failure$/,
+        '/refused':
+          /^HTTP\/1\.1 503 Service Unavailable\r\n[\s\S]*reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused$/,
         '/resetheaders': /^HTTP\/1\.1 503 /,
         '/resetbody': /^HTTP\/1\.1 200 OK\r\n[\s\S]*content-length: 1000\r\n[\s\S]*\r\n\r\n0123456789$/,
         '/garbage': /^HTTP\/1\.1 503 /,

@@ -151,7 +151,7 @@ spec:
     t.equal(r.status, 503);
     t.equal(
       r.body,
-      'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
+      'upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused',
     );
   });
 }

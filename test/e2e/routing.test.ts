@@ -275,7 +275,7 @@ t.test('connect failure, no healthy upstream, no cluster', async (t) => {
   t.equal(dead.status, 503);
   t.equal(
     dead.body,
-    'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
+    'upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused',
   );
   const empty = await request(gwPort, '/empty');
   t.equal(empty.status, 503);
