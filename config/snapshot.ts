@@ -89,8 +89,6 @@ export interface CorsConfig {
 export interface RewritePolicy {
   /** Replace the matched prefix (prefix match) or the whole path. */
   readonly uri?: string;
-  /** The prefix the route matched on, when `uri` rewrites a prefix match. */
-  readonly prefixOf?: readonly (string | undefined)[];
   readonly regex?: { readonly pattern: RegExp; readonly replacement: string };
   readonly authority?: string;
 }

@@ -13,6 +13,7 @@ import { H1Pool } from './h1-pool.js';
 import { createLoadBalancer } from './lb/registry.js';
 import { type Endpoint, type LoadBalancer, makeEndpoint } from './lb/types.js';
 import { OutlierDetector } from './outlier-detection.js';
+import { MAX_TIMER_MS } from './timers.js';
 
 export interface ClusterRuntime {
   readonly config: Cluster;
@@ -108,7 +109,7 @@ export class ClusterManager {
       if (!od || rt.endpoints.length === 0) continue;
       const t = setInterval(
         () => this.outlier.sweep(rt.endpoints, od),
-        Math.max(10, Math.min(od.intervalMs, 2 ** 31 - 1)),
+        Math.max(10, Math.min(od.intervalMs, MAX_TIMER_MS)),
       );
       t.unref();
       this.sweeps.push(t);

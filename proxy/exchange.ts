@@ -87,7 +87,6 @@ export class Exchange implements RequestView {
   responseCode = 0;
   /** Original path before a rewrite (x-envoy-original-path). */
   originalPath = '';
-  body: Buffer | undefined;
   routeTimer: NodeJS.Timeout | undefined;
   done = false;
   /** Bytes of this request's body counted against the worker's buffering budget. */

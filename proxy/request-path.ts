@@ -18,6 +18,7 @@ import { type DownstreamRequest, type DownstreamResponse, downstreamAddress, Exc
 import { hashKeyFor } from './hash-key.js';
 import { applyHeaderOps, normalizePath } from './http-util.js';
 import { LOCAL_REPLIES, type LocalOutcome, resetWords } from './local-reply.js';
+import { MAX_TIMER_MS } from './timers.js';
 import type { UpgradeContext } from './upgrade.js';
 import { forward } from './upstream.js';
 
@@ -119,7 +120,7 @@ export function handleRequest(
         }
         route_(rt, x, deps);
       };
-      if (delay > 0) setTimeout(go, Math.min(delay, 2 ** 31 - 1)).unref();
+      if (delay > 0) setTimeout(go, Math.min(delay, MAX_TIMER_MS)).unref();
       else go();
       return;
     }
@@ -372,7 +373,6 @@ function finish(x: Exchange, deps: ProxyDeps): void {
   if (!x.res.writableFinished) {
     // The downstream went away before the response completed.
     x.flag('DC');
-    if (x.responseCode === 0) x.responseCode = 0;
   }
   deps.observer.onComplete(x);
 }

@@ -14,6 +14,7 @@ import type { Listener } from '../config/snapshot.js';
 import type { DownstreamResponse, Exchange, OutgoingHeaders } from './exchange.js';
 import type { LocalOutcome } from './local-reply.js';
 import { handleRequest, localReply, type ProxyDeps, type Runtime } from './request-path.js';
+import { MAX_TIMER_MS } from './timers.js';
 import { failureOutcome, responseHeaders } from './upstream.js';
 
 export interface UpgradeContext {
@@ -84,7 +85,7 @@ export function tunnel(
     else if (!res.writableEnded) res.destroy(); // a response already started: cut, never short
   };
   const timeoutMs = x.route?.timeoutMs ?? 0;
-  if (timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)
+  if (timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)
     timer = setTimeout(() => {
       timer = undefined;
       x.flag('UT');

@@ -20,9 +20,8 @@ import {
   prepareRequestHeaders,
   type Runtime,
 } from './request-path.js';
+import { MAX_TIMER_MS as MAX_TIMER } from './timers.js';
 import { tunnel } from './upgrade.js';
-
-const MAX_TIMER = 2 ** 31 - 1;
 
 type Failure = 'connect' | 'reset' | 'timeout' | 'overflow' | 'protocol';
 
@@ -141,7 +140,7 @@ function start(
   req.streamed = streamed;
   const route = x.route;
   if (route && route.mirrors.length > 0 && !streamed) sendMirrors(rt, x, route, req, deps);
-  new Forwarder(rt, x, deps, req, passthrough).run();
+  new Forwarder(x, deps, req, passthrough).run();
 }
 
 function buildUpstreamRequest(x: Exchange): UpstreamRequest {
@@ -198,7 +197,6 @@ class Forwarder {
   private readonly route: CompiledRoute | undefined;
 
   constructor(
-    readonly _rt: Runtime,
     readonly x: Exchange,
     readonly deps: ProxyDeps,
     readonly req: UpstreamRequest,

@@ -204,18 +204,16 @@ function mirrors(r: HTTPRoute, vsNamespace: string, ctx: RouteContext): MirrorPo
     });
 }
 
-function rewritePolicy(r: HTTPRoute, prefixes: (string | undefined)[]): RewritePolicy | undefined {
+function rewritePolicy(r: HTTPRoute): RewritePolicy | undefined {
   const rw = r.rewrite;
   if (!rw) return undefined;
   const out: {
     uri?: string;
-    prefixOf?: (string | undefined)[];
     regex?: RewritePolicy['regex'];
     authority?: string;
   } = {};
   if (rw.uri !== undefined) {
     out.uri = rw.uri;
-    out.prefixOf = prefixes;
   }
   if (rw.uriRegexRewrite?.match !== undefined) {
     const re = compileRegex(rw.uriRegexRewrite.match);
@@ -244,7 +242,7 @@ export function compileHttpRoute(
   );
   const timeoutMs = r.timeout ? (parseDuration(r.timeout) ?? 0) : 0;
   const fault = faultPolicy(r);
-  const rewrite = rewritePolicy(r, matchPrefixes);
+  const rewrite = rewritePolicy(r);
   const cors = corsConfig(r);
   return {
     name: r.name ?? `${vs.namespace}.${vs.name}.${index}`,
