@@ -1,7 +1,7 @@
 // RE2 → JavaScript regex translation: full-string matching with RE2's meaning, and RE2's errors.
 
 import t from 'tap';
-import { checkRegex, compileRegex, rewriteTemplate } from '../../dist/config/regex.js';
+import { captureGroupCount, checkRegex, compileRegex, rewriteTemplate } from '../../dist/config/regex.js';
 
 function full(pattern: string) {
   const r = compileRegex(pattern);
@@ -131,6 +131,8 @@ t.test('rewrite: RE2 GlobalReplace rules and JS replacement syntax', async (t) =
     'a<1@1>b<22@3>',
   );
   t.equal('abc'.replace(search('z'), 'y'), 'abc', 'no match: the input as is');
+  t.equal('ab'.replace(search('a'), '$x$'), '$x$b', 'a lone $ is literal');
+  t.equal('ab'.replace(search('(?P<n>a)'), '[$<n]'), '[$<n]b', '$< without > is literal');
   t.equal('/a/b'.replace(search('^/'), ''), 'a/b', '^ is the start of the text, not of the search');
 });
 
@@ -221,4 +223,10 @@ t.test('crafted inputs finish in linear time (no backtracking)', async (t) => {
     budget('(a+)+b rewrite, 8 KiB match', () => m.replace(ab.search, '[$1]')),
     `[${'a'.repeat(8 * 1024)}]`,
   );
+});
+
+t.test('capture groups are counted for rewrite validation', async (t) => {
+  t.equal(captureGroupCount('(a)(?:b)(?P<n>c)'), 2);
+  t.equal(captureGroupCount('abc'), 0);
+  t.equal(captureGroupCount('(a'), undefined);
 });
