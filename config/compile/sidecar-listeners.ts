@@ -126,31 +126,46 @@ export function buildSidecarListeners(inp: SidecarInputs): Listener[] {
     return out.length > 0 ? out : [defaultRoute(host, port, svc)];
   };
   const covered = new Set<string>();
-  for (const svc of inp.registry.services.values()) {
-    if (svc.host.startsWith('*') || !egressVisible(sc, svc, identity.namespace)) continue;
-    const forms = [
-      ...hostForms(svc.host, svc.namespace, identity.namespace),
-      ...svc.addresses.filter((a) => !a.includes('/')),
-    ];
+  /** One virtual host per service port; the port-less forms on the default (80, else first) port. */
+  const addVhosts = (host: string, forms: string[], svc: Service) => {
     const defaultPort = svc.ports.find((p) => p.number === 80)?.number ?? svc.ports[0]?.number;
     for (const p of svc.ports) {
       const domains = forms.map((f) => `${f}:${p.number}`);
       if (p.number === defaultPort) domains.push(...forms);
       vhosts.push(
         Object.freeze({
-          name: `${svc.host}:${p.number}`,
+          name: `${host}:${p.number}`,
           domains,
-          routes: Object.freeze(routesFor(svc.host, p.number, svc)),
+          routes: Object.freeze(routesFor(host, p.number, svc)),
         }),
       );
     }
-    covered.add(svc.host);
+    covered.add(host);
+  };
+  // Every visible service, wildcard hosts (`*.example.com`) included: Envoy matches those domains
+  // after exact ones, so a wildcard ServiceEntry admits its hosts under REGISTRY_ONLY too.
+  for (const svc of inp.registry.services.values()) {
+    if (!egressVisible(sc, svc, identity.namespace)) continue;
+    const forms = svc.host.startsWith('*')
+      ? [svc.host]
+      : [
+          ...hostForms(svc.host, svc.namespace, identity.namespace),
+          ...svc.addresses.filter((a) => !a.includes('/')),
+        ];
+    addVhosts(svc.host, forms, svc);
   }
-  // VirtualService hosts with no service behind them still route (on port 80), as Istio does.
+  // VirtualService hosts that are not a service host of their own still route, as Istio does:
+  // covered by a wildcard ServiceEntry, on its ports; with no service behind them, on port 80.
   for (const vs of meshVs) {
     for (const h of vs.spec.hosts ?? []) {
       const host = expandHost(h, vs.namespace);
-      if (covered.has(host) || inp.registry.lookup(host)) continue;
+      const svc = inp.registry.lookup(host);
+      if (covered.has(host) || svc?.host === host) continue;
+      if (svc) {
+        if (egressVisible(sc, svc, identity.namespace) && !host.startsWith('*'))
+          addVhosts(host, hostForms(host, vs.namespace, identity.namespace), svc);
+        continue;
+      }
       covered.add(host);
       const forms = host.startsWith('*') ? [host] : hostForms(host, vs.namespace, identity.namespace);
       vhosts.push(

@@ -430,3 +430,51 @@ spec:
   t.equal(dispatch(l, 'api.example.com:80'), 'outbound|8000||backend.example.org');
   t.equal(routeFor(l.routes.lookup('api.example.com'), req())?.virtualService, 'default/ext');
 });
+
+t.test('a wildcard ServiceEntry admits its hosts and a VirtualService on one of them applies', async (t) => {
+  const wild = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: wild
+spec:
+  hosts: ["*.example.com"]
+  location: MESH_EXTERNAL
+  ports: [{ number: 80, name: http, protocol: HTTP }, { number: 8080, name: http-alt, protocol: HTTP }]
+  resolution: NONE
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: api
+spec:
+  hosts: [api.example.com]
+  http:
+    - fault: { abort: { httpStatus: 418, percentage: { value: 100 } } }
+      route: [{ destination: { host: api.example.com } }]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: default
+spec:
+  outboundTrafficPolicy: { mode: REGISTRY_ONLY }
+`;
+  const l = outbound(compileYaml(t, wild, SIDECAR));
+  t.equal(dispatch(l, 'www.example.com'), 'outbound|80||*.example.com', 'REGISTRY_ONLY admits the wildcard');
+  t.equal(dispatch(l, 'www.example.com:8080'), 'outbound|8080||*.example.com', 'on each of its ports');
+  t.equal(dispatch(l, 'other.org'), 'BLOCK', 'and nothing else');
+  const api = routeFor(l.routes.lookup('api.example.com'), req());
+  t.equal(api?.virtualService, 'default/api', "the VirtualService's host is more specific than the wildcard");
+  t.equal(api?.fault?.abort?.status, 418);
+  t.equal(
+    dispatch(l, 'api.example.com:8080'),
+    'outbound|8080||*.example.com',
+    'on the wildcard service port',
+  );
+
+  const hidden = outbound(
+    compileYaml(t, `${wild}  egress: [{ hosts: ["./reviews.default.svc.cluster.local"] }]\n`, SIDECAR),
+  );
+  t.equal(dispatch(hidden, 'www.example.com'), 'BLOCK', 'a Sidecar egress that hides the wildcard hides it');
+  t.equal(dispatch(hidden, 'api.example.com'), 'BLOCK', 'and the VirtualService hosts it covers');
+});
