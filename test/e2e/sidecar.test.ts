@@ -76,6 +76,25 @@ metadata: {name: default}
 spec:
   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
 `,
+  'wild.yaml': `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wild}
+spec:
+  hosts: ["*.wild.test"]
+  location: MESH_EXTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: ${external.port}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api-wild}
+spec:
+  hosts: [api.wild.test]
+  http:
+  - fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
+    route: [{destination: {host: api.wild.test}}]
+`,
 });
 t.teardown(async () => {
   await Promise.all([productpage, other, locked].map((s) => s.agent.stop()));
@@ -125,6 +144,17 @@ t.test('unknown hosts: ALLOW_ANY passes through, REGISTRY_ONLY answers 502', asy
   const known = await request(locked.outbound, '/r', { host: 'reviews:9080' });
   t.equal(known.status, 200, 'registry hosts still route under REGISTRY_ONLY');
 });
+
+t.test(
+  'REGISTRY_ONLY admits a wildcard ServiceEntry; a VirtualService on a host it covers applies',
+  async (t) => {
+    const wild = await request(locked.outbound, '/w', { host: 'www.wild.test' });
+    t.equal(wild.status, 200, 'a host under *.wild.test is in the registry');
+    t.equal(who(wild.body), 'external');
+    t.equal((await request(locked.outbound, '/w', { host: 'api.wild.test' })).status, 418, 'the VS fault');
+    t.equal((await request(locked.outbound, '/w', { host: 'www.other.test' })).status, 502);
+  },
+);
 
 t.test('inbound listener forwards to the local application', async (t) => {
   const r = await request(productpage.inbound, '/in', { host: 'productpage:9080' });
