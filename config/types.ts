@@ -450,7 +450,7 @@ export interface Resource<K extends IstioKind = IstioKind> {
 
 export type AnyResource = { [K in IstioKind]: Resource<K> }[IstioKind];
 
-/** One validation problem, rendered as SPEC.md specifies. */
+/** One validation problem, rendered as docs/reference.md specifies. */
 export interface ConfigError {
   file: string;
   index: number;

@@ -6,6 +6,17 @@ import { compile } from '../config/compile/index.js';
 import type { Snapshot } from '../config/snapshot.js';
 import type { Agent } from './agent.js';
 
+const LOG_LEVELS: Record<string, string> = {
+  trace: 'debug',
+  debug: 'debug',
+  info: 'info',
+  warn: 'warn',
+  warning: 'warn',
+  error: 'error',
+  critical: 'error',
+  off: 'off',
+};
+
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = `${JSON.stringify(body, null, 2)}\n`;
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
@@ -140,9 +151,20 @@ export function adminHandler(agent: Agent) {
         return;
       case '/logging':
         if (!post) break;
-        agent.opts.logLevel = url.searchParams.get('level') ?? agent.opts.logLevel;
-        res.writeHead(200, { 'content-type': 'text/plain' });
-        return res.end(`active loggers: level ${agent.opts.logLevel}\n`);
+        {
+          const asked = url.searchParams.get('level');
+          // Envoy's level names, mapped onto the agent's four (and off).
+          const level = asked === null ? agent.opts.logLevel : LOG_LEVELS[asked];
+          if (level === undefined) {
+            res.writeHead(400, { 'content-type': 'text/plain' });
+            return res.end(
+              `error: unknown logger level "${asked}" (trace, debug, info, warning, error, critical, off)\n`,
+            );
+          }
+          agent.opts.logLevel = level;
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          return res.end(`active loggers: level ${agent.opts.logLevel}\n`);
+        }
     }
     res.writeHead(post ? 404 : 404, { 'content-type': 'text/plain' });
     res.end('invalid path\n');

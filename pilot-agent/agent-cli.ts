@@ -13,9 +13,10 @@ const USAGE = `usage:
 
 const LEVELS = ['debug', 'info', 'warn', 'error'];
 
-function logger(level: string) {
-  const min = Math.max(0, LEVELS.indexOf(level));
+/** The agent's log; the level is read on each line, so POST /logging?level= takes effect at once. */
+function logger(level: () => string) {
   return (l: string, msg: string) => {
+    const min = level() === 'off' ? LEVELS.length : Math.max(0, LEVELS.indexOf(level()));
     if (LEVELS.indexOf(l) < min) return;
     process.stderr.write(`${new Date().toISOString()} ${l} pilot-agent: ${msg}\n`);
   };
@@ -27,7 +28,7 @@ async function proxy(mode: string | undefined, rest: string[]): Promise<number> 
   const opts = agentOptions(mode, rest);
   if (!existsSync(opts.configDir) || !statSync(opts.configDir).isDirectory())
     throw new UsageError(`--config-dir ${opts.configDir}: not a readable directory`);
-  const log = logger(opts.logLevel);
+  const log = logger(() => opts.logLevel);
   const agent = new Agent(opts, new DirectorySource(opts.configDir), log);
   try {
     await agent.start();

@@ -243,7 +243,7 @@ export class Agent {
       if (s.bound) this.restartDelayMs = 100;
       if (this.ready) this.everReady = true;
       else if (!this.everReady && m.errors.length > 0) {
-        // A listener that cannot bind at start-up is fatal: one clear line, exit 1 (SPEC.md).
+        // A listener that cannot bind at start-up is fatal: one clear line, exit 1 (docs/reference.md).
         process.stderr.write(`pilot-agent: ${m.errors[0]}\n`);
         void this.shutdown(0).then(() => process.exit(1));
       }

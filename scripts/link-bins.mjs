@@ -1,4 +1,4 @@
-// npm does not link a package's own bins into its node_modules/.bin; SPEC.md promises
+// npm does not link a package's own bins into its node_modules/.bin; the README promises
 // node_modules/.bin/pilot-agent and node_modules/.bin/courier after `npm install`, so link them here.
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';

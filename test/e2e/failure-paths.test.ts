@@ -2,11 +2,11 @@
 // on raw sockets: the client gets Envoy's answer, and the same worker process is still alive,
 // never restarted, and still serving afterwards.
 
-import { execFileSync } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import t, { type Test } from 'tap';
 import {
+  childPids,
   freePort,
   gatewayYaml,
   request,
@@ -164,17 +164,7 @@ for (const [mode, env] of MODES)
     });
     t.teardown(() => agent.stop());
 
-    function workerPids(): number[] {
-      try {
-        return execFileSync('pgrep', ['-P', String(agent.proc.pid)], { encoding: 'utf8' })
-          .trim()
-          .split('\n')
-          .filter(Boolean)
-          .map(Number);
-      } catch {
-        return [];
-      }
-    }
+    const workerPids = () => childPids(agent.proc.pid as number);
 
     async function metrics(): Promise<string> {
       return (await fetch(`http://127.0.0.1:${agent.status}/stats/prometheus`)).text();

@@ -5,6 +5,7 @@ import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import t from 'tap';
 import {
+  childPids,
   freePort,
   gatewayYaml,
   request,
@@ -209,8 +210,7 @@ t.test('a killed worker is replaced while the others keep serving', async (t) =>
   });
   const agent = await startAgent({ configDir: dir, concurrency: 2 });
   t.teardown(() => agent.stop());
-  const { execSync } = await import('node:child_process');
-  const pids = execSync(`pgrep -P ${agent.proc.pid}`).toString().trim().split('\n').map(Number);
+  const pids = childPids(agent.proc.pid as number);
   t.equal(pids.length, 2, 'two workers');
   // Continuous load from 8 clients; kill -9 one worker in the middle.
   let ok = 0;
@@ -236,7 +236,7 @@ t.test('a killed worker is replaced while the others keep serving', async (t) =>
   for (let i = 0; i < 50; i++)
     if ((await request(port, '/').catch(() => ({ status: 0 }))).status !== 200) lost++;
   t.equal(lost, 0, 'none lost once the replacement is up');
-  const after = execSync(`pgrep -P ${agent.proc.pid}`).toString().trim().split('\n').map(Number);
+  const after = childPids(agent.proc.pid as number);
   t.equal(after.length, 2, 'worker replaced');
   const metrics = await (await fetch(`http://127.0.0.1:${agent.status}/stats/prometheus`)).text();
   t.match(metrics, /courier_worker_restarts_total 1/);
@@ -252,8 +252,7 @@ t.test('SIGTERM: readiness drops, in-flight requests finish, exit 0, no orphans'
   const agent = await startAgent({ configDir: dir, concurrency: 2, args: ['--drain-duration', '3s'] });
   const inflight = request(port, '/slow');
   await sleep(150);
-  const { execSync } = await import('node:child_process');
-  const workers = execSync(`pgrep -P ${agent.proc.pid}`).toString().trim().split('\n').map(Number);
+  const workers = childPids(agent.proc.pid as number);
   const exit = agent.stop('SIGTERM');
   await sleep(100);
   t.notOk(await agent.ready(), 'not ready while draining');
