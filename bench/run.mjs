@@ -244,11 +244,16 @@ async function main() {
 
     const summary = Object.fromEntries(names.map((n) => [n, summarize(n, runs[n])]));
     const room = headroom(summary, o.headroom);
+    // A proxy that did not use its quota (or its core) was held back by something else -- the
+    // load side, or neighbours on its core -- so its req/s understates it.
+    const notSaturated = names.filter(
+      (n) => n !== 'direct' && summary[n].cores !== null && summary[n].cores < (quota ?? 1) * 0.85,
+    );
     console.log(
       `\nthroughput (${driverName}): median of ${o.rounds} interleaved round(s) × ${o.duration}s, ${o.connections} connections, pipelining 1; ` +
         `${quota ? `each proxy capped to ${quota} core` : 'no CPU quota'} (${pinning})\n`,
     );
-    console.log(throughputTable(names, summary, { ok: room.ok, quota }));
+    console.log(throughputTable(names, summary, { ok: room.ok, quota, notSaturated }));
     const headroomLine = `headroom: direct ${fmtInt(room.direct)} req/s = ${room.ratio?.toFixed(2) ?? '-'}× the fastest target (${room.fastest} ${fmtInt(room.fastestRps)}), required ${room.min}×`;
     if (room.ok) console.log(`\n${headroomLine}: the load side was not the wall`);
     else
@@ -259,12 +264,10 @@ async function main() {
           ? 'Lower --cpu-quota (or let --cpu-quota auto size it) or free the load core.'
           : 'Install wrk (apt-get install wrk) and/or run as root so each proxy gets a CPU quota.',
       ]);
-    const busyShort = quota
-      ? names.filter((n) => n !== 'direct' && summary[n].cores !== null && summary[n].cores < quota * 0.85)
-      : [];
-    if (busyShort.length)
+    if (notSaturated.length)
       console.log(
-        `note: ${busyShort.join(', ')} used less than 85% of the ${quota}-core quota: not CPU-bound in the rounds (load side, or waiting on something else)`,
+        `note: ${notSaturated.join(', ')} used less than 85% of ${quota ? `the ${quota}-core quota` : 'its core'} (cores busy): ` +
+          'not CPU-bound in the rounds, so its req/s understates it (load side, or neighbours on its core); ratios against it are marked *',
       );
     const hits = runs[courier.name].reduce(
       (acc, r) => acc.map((n, i) => n + (r.upstreamHits?.[i] ?? 0)),
@@ -273,11 +276,22 @@ async function main() {
     const v2Share = hits[0] + hits[1] ? hits[1] / (hits[0] + hits[1]) : null;
     const vs = names
       .filter((n) => n !== 'courier' && n !== 'direct')
-      .map((n) => `${n} ${room.ok ? fmtRatio(summary.courier.rps, summary[n].rps) : 'withheld'}`);
+      .map(
+        (n) =>
+          `${n} ${room.ok ? fmtRatio(summary.courier.rps, summary[n].rps) : 'withheld'}${notSaturated.includes(n) ? '*' : ''}`,
+      );
     console.log(
       `\ncourier ÷ ${vs.join(', ')}   courier 90/10 split: ${v2Share === null ? '-' : `${(v2Share * 100).toFixed(1)}% to v2`}`,
     );
-    Object.assign(results, { warmup, runs, summary, quota, headroom: room, courierSplit: { hits, v2Share } });
+    Object.assign(results, {
+      warmup,
+      runs,
+      summary,
+      quota,
+      headroom: room,
+      notSaturated,
+      courierSplit: { hits, v2Share },
+    });
 
     // Fixed offered load, no quota: latency, and CPU per request at the same rate for everyone.
     if (o.latencyDuration > 0 && o.rate > 0) {

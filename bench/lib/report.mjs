@@ -80,7 +80,7 @@ const rssCell = (s) =>
       (s.rssPerProcessMb?.length > 1 ? ` = ${s.rssPerProcessMb.map(fmtMb).join(' + ')}` : '');
 
 /** The throughput table; ratio columns read "withheld" when the run was load-bound. */
-export function throughputTable(names, summary, { ok, quota }) {
+export function throughputTable(names, summary, { ok, quota, notSaturated = [] }) {
   const ref = (n) => summary[n]?.rps;
   const ratio = (a, b) => (ok ? fmtRatio(a, b) : 'withheld');
   const header = ['target', 'req/s', 'per round'];
@@ -92,14 +92,16 @@ export function throughputTable(names, summary, { ok, quota }) {
     const row = [name, fmtInt(s.rps), s.rpsPerRound.map((x) => fmtInt(x)).join(' / ')];
     if (quota) row.push(name === 'direct' ? '-' : fmtInt(s.rps / quota));
     row.push(
-      name === 'courier' || name === 'direct' ? '-' : ratio(ref('courier'), s.rps),
+      name === 'courier' || name === 'direct'
+        ? '-'
+        : `${ratio(ref('courier'), s.rps)}${ok && notSaturated.includes(name) ? '*' : ''}`,
       ratio(s.rps, ref('http-proxy')),
       ratio(s.rps, ref('nginx')),
       fmtRatio(s.rps, ref('direct')),
       fmtMs(s.p50),
       fmtMs(s.p99),
       fmtErrors(s),
-      s.cores === null ? '-' : s.cores.toFixed(2),
+      s.cores === null ? '-' : `${s.cores.toFixed(2)}${notSaturated.includes(name) ? ' *' : ''}`,
       fmt1(s.cpuUsPerReq),
       rssCell(s),
     );
