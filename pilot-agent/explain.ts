@@ -1,12 +1,13 @@
 // `courier explain`: which listener, virtual host, route, action, cluster/subset and load-balancing
-// policy a request would take — computed by compile() and the proxy's own matching functions.
+// policy a request would take — computed by compile() and the proxy's own router (proxy/router.ts,
+// pure: no upstream code is loaded), so what it prints is what the proxy decides.
 
 import { compile } from '../config/compile/index.js';
 import { loadConfig } from '../config/load.js';
 import type { ProxyIdentity, RequestView, Snapshot } from '../config/snapshot.js';
 import { formatError } from '../config/types.js';
 import { normalizePath } from '../proxy/http-util.js';
-import { matchRoute } from '../proxy/request-path.js';
+import { decideRoute, httpsRedirectLocation, redirectLocation } from '../proxy/router.js';
 import { parseLabels, UsageError } from './options.js';
 
 export interface ExplainArgs {
@@ -94,35 +95,33 @@ export function explainRequest(snap: Snapshot, args: ExplainArgs): { lines: stri
     scheme: 'http',
     headers: { ...args.headers, host: authority },
   };
-  const vh = listener.routes.lookup(authority);
+  const d = decideRoute(listener, view);
+  const vh = d.vh;
   if (!vh) {
     lines.push(`virtual host: none matches ${JSON.stringify(authority)} -> 404 NR`);
     return { lines, ok: true };
   }
   lines.push(`virtual host: ${vh.name} (domains: ${vh.domains.join(', ')})`);
-  if (vh.httpsRedirect) {
-    lines.push('action: https redirect (301)');
+  if (d.kind === 'https_redirect') {
+    const pq = view.query ? `${view.path}?${view.query}` : view.path;
+    lines.push(`action: https redirect (301) to ${httpsRedirectLocation(authority, pq)}`);
     return { lines, ok: true };
   }
-  if (vh.fallback) {
-    lines.push(
-      vh.fallback === 'block' ? 'action: REGISTRY_ONLY -> 502' : `action: passthrough to ${authority}`,
-    );
+  if (d.kind === 'fallback') {
+    lines.push(d.mode === 'block' ? 'action: REGISTRY_ONLY -> 502' : `action: passthrough to ${authority}`);
     return { lines, ok: true };
   }
-  const route = matchRoute(vh, view as never);
-  if (!route) {
+  if (d.kind === 'no_route') {
     lines.push('route: none matches -> 404 NR');
     return { lines, ok: true };
   }
+  const route = d.route;
   lines.push(
     `route: ${route.name} (#${vh.routes.indexOf(route)} of ${vh.routes.length}, from VirtualService ${route.virtualService || '(default)'})`,
   );
   const a = route.action;
   if (a.kind === 'redirect') {
-    lines.push(
-      `action: redirect ${a.code}${a.uri ? ` uri=${a.uri}` : ''}${a.authority ? ` authority=${a.authority}` : ''}${a.scheme ? ` scheme=${a.scheme}` : ''}`,
-    );
+    lines.push(`action: redirect ${a.code} to ${redirectLocation(a, view, listener.port, d.prefix)}`);
     return { lines, ok: true };
   }
   if (a.kind === 'direct_response') {

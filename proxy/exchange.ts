@@ -3,12 +3,19 @@
 // retry state (attempts so far, hosts tried, deadline).
 
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
 import type { CompiledRoute, Listener, RequestView, WeightedDestination } from '../config/snapshot.js';
 import type { ClusterRuntime } from './cluster-manager.js';
 import type { Endpoint } from './lb/types.js';
-import type { UpgradeContext } from './upgrade.js';
 
 const NO_FLAGS: string[] = [];
+
+/** An Upgrade request's raw socket and the bytes that followed its head. */
+export interface UpgradeContext {
+  readonly sock: Socket;
+  /** Bytes the client sent after the request head (the start of the upgraded stream). */
+  readonly head: Buffer;
+}
 
 export type IncomingHeaders = Record<string, string | string[] | undefined>;
 export type OutgoingHeaders = Record<string, string | string[] | number | undefined>;
@@ -65,6 +72,8 @@ export class Exchange implements RequestView {
   /** Wall clock at arrival (ms since the epoch); `startTime` builds a Date only when logged. */
   readonly startEpoch: number;
   route: CompiledRoute | undefined;
+  /** The uri prefix of the route's match block that matched (prefix rewrites and redirects). */
+  matchPrefix: string | undefined;
   destination: WeightedDestination | undefined;
   cluster: ClusterRuntime | undefined;
   endpoint: Endpoint | undefined;

@@ -12,7 +12,8 @@ export type LocalOutcome =
   | 'fault_abort'
   | 'registry_only'
   | 'bad_request'
-  | 'upstream_protocol_error';
+  | 'upstream_protocol_error'
+  | 'rbac_denied';
 
 interface Reply {
   status: number;
@@ -96,4 +97,6 @@ export const LOCAL_REPLIES: Readonly<Record<LocalOutcome, Reply>> = Object.freez
   registry_only: { status: 502, body: '', flag: 'NR', details: 'block_all' },
   bad_request: { status: 400, body: 'Bad Request', flag: 'DPE', details: 'http1.codec_error' },
   upstream_protocol_error: resetReply('UPE', 'protocol error'),
+  // Envoy's RBAC filter sets no response flag; the details name the policy (once there is one).
+  rbac_denied: { status: 403, body: 'RBAC: access denied', flag: '', details: 'rbac_access_denied' },
 });

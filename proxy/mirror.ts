@@ -5,9 +5,9 @@
 
 import type { Dispatcher } from 'undici';
 import type { CompiledRoute } from '../config/snapshot.js';
+import type { ProxyDeps, Runtime } from './deps.js';
 import type { Exchange } from './exchange.js';
-import type { ProxyDeps, Runtime } from './request-path.js';
-import type { UpstreamRequest } from './upstream.js';
+import type { UpstreamRequest } from './upstream-headers.js';
 
 const DISCARD = {
   onConnect() {},

@@ -3,49 +3,31 @@
 //   weighted destination → cluster → endpoint → upstream (timeout, retries) → response ops → log.
 // Each early exit is a typed LocalOutcome mapped to one status, body and flag in local-reply.ts.
 
-import { randomUUID } from 'node:crypto';
-import type {
-  CompiledRoute,
-  Listener,
-  RouteActionRedirect,
-  RouteActionRoute,
-  Snapshot,
-  VirtualHost,
-  WeightedDestination,
-} from '../config/snapshot.js';
-import type { ClusterManager, ClusterRuntime } from './cluster-manager.js';
-import { type DownstreamRequest, type DownstreamResponse, downstreamAddress, Exchange } from './exchange.js';
+import type { CompiledRoute, Listener, RouteActionRedirect, VirtualHost } from '../config/snapshot.js';
+import { authorize } from './authorization.js';
+import type { ProxyDeps, Runtime } from './deps.js';
+import {
+  type DownstreamRequest,
+  type DownstreamResponse,
+  Exchange,
+  type UpgradeContext,
+} from './exchange.js';
 import { hashKeyFor } from './hash-key.js';
-import { applyHeaderOps, normalizePath } from './http-util.js';
-import { LOCAL_REPLIES, type LocalOutcome, resetWords } from './local-reply.js';
+import { normalizePath } from './http-util.js';
+import { LOCAL_REPLIES } from './local-reply.js';
+import { localReply, sendLocal } from './respond.js';
+import {
+  decideCors,
+  decideFault,
+  httpsRedirectLocation,
+  matchRoute,
+  pickDestination,
+  redirectLocation,
+} from './router.js';
 import { MAX_TIMER_MS } from './timers.js';
-import type { UpgradeContext } from './upgrade.js';
 import { forward } from './upstream.js';
 
-/** What a worker serves: a snapshot and the runtime clusters built for it. Swapped by reference. */
-export interface Runtime {
-  readonly snapshot: Snapshot;
-  readonly clusters: ReadonlyMap<string, ClusterRuntime>;
-}
-
-export interface RequestObserver {
-  onComplete(x: Exchange): void;
-}
-
-export interface ProxyDeps {
-  readonly manager: ClusterManager;
-  readonly random: () => number;
-  readonly now: () => number;
-  readonly observer: RequestObserver;
-  /** Upper bound for buffering a request body for retry replay or mirroring. */
-  readonly maxBufferedBody: number;
-  /** Per-worker budget for all buffered bodies in flight; beyond it bodies stream (no replay). */
-  readonly maxBufferedTotal: number;
-  /** Bytes of request bodies currently buffered for replay in this worker. */
-  bufferedBytes: number;
-  /** True while draining: responses carry `Connection: close`. */
-  draining: boolean;
-}
+export type { ProxyDeps, RequestObserver, Runtime } from './deps.js';
 
 export function handleRequest(
   rt: Runtime,
@@ -89,12 +71,17 @@ export function handleRequest(
   if (vh.fallback) return fallback(rt, x, vh, deps);
 
   // Stage 3: first matching route wins; no implicit fallback.
-  const route = matchRoute(vh, x);
-  if (!route) return localReply(x, 'no_route', deps);
+  const m = matchRoute(vh, x);
+  if (!m) return localReply(x, 'no_route', deps);
+  const route = m.route;
   x.route = route;
+  x.matchPrefix = m.prefix;
 
   // Stage 4: CORS preflight answered here when the origin is allowed.
   if (route.cors && applyCors(x, route, deps)) return;
+
+  // Stage 4b: authorization, once the route is known (nothing is enforced yet: it allows).
+  if (authorize(x) !== 'allow') return localReply(x, 'rbac_denied', deps);
 
   // Stage 5: non-forwarding actions.
   const action = route.action;
@@ -105,11 +92,11 @@ export function handleRequest(
   }
 
   // Stage 6: fault injection (delay and abort are independent).
-  const fault = route.fault;
+  const fault = route.fault ? decideFault(route.fault, deps.random) : undefined;
   if (fault) {
-    const delay = fault.delay && hits(fault.delay.percent, deps) ? fault.delay.ms : 0;
-    const abort = fault.abort && hits(fault.abort.percent, deps) ? fault.abort : undefined;
-    if (delay > 0 || abort) {
+    const delay = fault.delayMs;
+    const abort = fault.abort;
+    {
       if (delay > 0) x.flag('DI');
       const go = () => {
         if (x.done || res.destroyed) return;
@@ -130,34 +117,7 @@ export function handleRequest(
 
 const FAULT_BODY = Buffer.from(LOCAL_REPLIES.fault_abort.body);
 
-function hits(percent: number, deps: ProxyDeps): boolean {
-  return percent >= 100 || (percent > 0 && deps.random() * 100 < percent);
-}
-
-export function matchRoute(vh: VirtualHost, x: Exchange): CompiledRoute | undefined {
-  for (const r of vh.routes) {
-    if (r.matchers.length === 0) return r;
-    for (const m of r.matchers) if (m(x)) return r;
-  }
-  return undefined;
-}
-
 /** Stage 7: weighted destination → cluster → endpoint, then hand over to upstream I/O. */
-/** A weighted pick over the route's destinations (zero weights were dropped at compile time). */
-export function pickDestination(
-  action: RouteActionRoute,
-  random: () => number,
-): WeightedDestination | undefined {
-  const list = action.destinations;
-  if (list.length <= 1) return list[0];
-  let r = random() * action.totalWeight;
-  for (const d of list) {
-    r -= d.weight;
-    if (r < 0) return d;
-  }
-  return list[list.length - 1];
-}
-
 function route_(rt: Runtime, x: Exchange, deps: ProxyDeps): void {
   const route = x.route as CompiledRoute;
   const action = route.action;
@@ -171,184 +131,37 @@ function route_(rt: Runtime, x: Exchange, deps: ProxyDeps): void {
   forward(rt, x, deps);
 }
 
-export function localReply(x: Exchange, outcome: LocalOutcome, deps: ProxyDeps): void {
-  const r = LOCAL_REPLIES[outcome];
-  x.flag(r.flag);
-  x.details = r.details;
-  let body = r.body;
-  const connect = outcome === 'connect_failure';
-  if (r.reset !== undefined && (x.retried || (connect && x.resetReason !== undefined))) {
-    const w = connect
-      ? resetWords(r, x.retried, x.resetReason, x.transportFailure)
-      : resetWords(r, x.retried, undefined, undefined);
-    body = w.body;
-    x.details = w.details;
-  }
-  const extra = outcome === 'overflow' ? OVERLOADED : undefined;
-  sendLocal(x, r.status, body ? Buffer.from(body) : undefined, x.route, deps, undefined, extra);
-}
-
-const OVERLOADED: [string, string][] = [['x-envoy-overloaded', 'true']];
-
-/** Write a locally generated response (route response header ops apply, as in Envoy). */
-export function sendLocal(
-  x: Exchange,
-  status: number,
-  body: Buffer | undefined,
-  route: CompiledRoute | undefined,
-  deps: ProxyDeps,
-  grpcStatus?: string,
-  extra?: [string, string][],
-): void {
-  const res = x.res;
-  if (x.done || res.headersSent || res.destroyed) {
-    if (!res.writableEnded) res.destroy();
-    return;
-  }
-  x.responseCode = status;
-  const headers: Record<string, string | string[] | undefined> = {};
-  if (body && body.length > 0) {
-    headers['content-type'] = 'text/plain';
-    headers['content-length'] = String(body.length);
-  } else headers['content-length'] = '0';
-  if (grpcStatus) headers['grpc-status'] = String(GRPC_CODES[grpcStatus] ?? 14);
-  if (extra) for (const [k, v] of extra) headers[k] = v;
-  if (route) {
-    applyHeaderOps(headers, route.headers.response);
-    if (x.setCookie) headers['set-cookie'] = x.setCookie;
-  }
-  headers.date = new Date().toUTCString();
-  headers.server = 'envoy';
-  if (deps.draining) headers.connection = 'close';
-  res.writeHead(status, headers);
-  if (x.method === 'HEAD' || !body) res.end();
-  else {
-    x.bytesSent = body.length;
-    res.end(body);
-  }
-}
-
-const GRPC_CODES: Record<string, number> = {
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  ALREADY_EXISTS: 6,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  FAILED_PRECONDITION: 9,
-  ABORTED: 10,
-  OUT_OF_RANGE: 11,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-  DATA_LOSS: 15,
-  UNAUTHENTICATED: 16,
-};
-
 function httpsRedirect(x: Exchange, deps: ProxyDeps): void {
-  const host = x.authority.replace(/:\d+$/, '');
   x.details = 'https_redirect';
-  x.res.setHeader('location', `https://${host}${x.originalPath}`);
+  x.res.setHeader('location', httpsRedirectLocation(x.authority, x.originalPath));
   sendLocal(x, 301, undefined, undefined, deps);
 }
 
-/**
- * Istio's redirect rules: `authority` replaces the whole Host; an explicit `port` replaces its
- * port; `derivePort: FROM_REQUEST_PORT` uses the listener port unless it is the scheme's default
- * (then the Host is kept as sent, `b:80` stays `b:80`); a default port for the scheme is omitted;
- * the query string is kept.
- */
 function redirect(x: Exchange, a: RouteActionRedirect, deps: ProxyDeps): void {
-  const scheme = a.scheme ?? x.scheme;
-  const authority = a.authority ?? x.authority;
-  const m = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(authority);
-  const hostOnly = m?.[1] ?? authority;
-  let port: number | undefined = m?.[2] ? Number(m[2]) : undefined;
-  const isDefault = (p: number | undefined) =>
-    (scheme === 'http' && p === 80) || (scheme === 'https' && p === 443);
-  if (a.port) port = isDefault(a.port) ? undefined : a.port;
-  else if (a.deriveFromRequestPort) {
-    if (!isDefault(x.listener.port)) port = x.listener.port;
-  } else if (
-    a.scheme &&
-    a.scheme !== x.scheme &&
-    port !== undefined &&
-    port === (x.scheme === 'https' ? 443 : 80)
-  ) {
-    port = undefined; // the old scheme's default port does not carry over to the new scheme
-  }
-  const host = port !== undefined ? `${hostOnly}:${port}` : hostOnly;
-  let path = x.path;
-  if (a.uri !== undefined) path = a.uri;
-  else if (a.prefixRewrite !== undefined) {
-    const prefix = matchedPrefix(x);
-    path = prefix !== undefined ? a.prefixRewrite + path.slice(prefix.length) : a.prefixRewrite;
-  }
-  const q = x.query ? (path.includes('?') ? `&${x.query}` : `?${x.query}`) : '';
   x.details = 'redirect';
-  x.res.setHeader('location', `${scheme}://${host}${path}${q}`);
+  x.res.setHeader('location', redirectLocation(a, x, x.listener.port, x.matchPrefix));
   sendLocal(x, a.code, undefined, x.route, deps);
 }
 
-/** The uri prefix of the match block that matched (for prefix rewrites). */
-export function matchedPrefix(x: Exchange): string | undefined {
-  const r = x.route;
-  if (!r) return undefined;
-  if (r.matchers.length === 0) return r.matchPrefixes[0];
-  for (let i = 0; i < r.matchers.length; i++) if (r.matchers[i]?.(x)) return r.matchPrefixes[i];
-  return undefined;
-}
-
-/** Returns true when the request was answered here (an allowed preflight). */
+/** Returns true when the request was answered here (a preflight). */
 function applyCors(x: Exchange, route: CompiledRoute, deps: ProxyDeps): boolean {
-  const cors = route.cors;
-  if (!cors) return false;
-  const origin = x.headers.origin;
-  if (typeof origin !== 'string') return false;
-  const allowed = cors.allowOrigin(origin);
-  const preflight = x.method === 'OPTIONS' && x.headers['access-control-request-method'] !== undefined;
-  if (preflight) {
-    if (!allowed) {
-      if (cors.forwardUnmatchedPreflights) return false;
-      sendLocal(x, 200, undefined, undefined, deps);
-      return true;
-    }
-    const res = x.res;
-    res.setHeader('access-control-allow-origin', origin);
-    if (cors.allowMethods) res.setHeader('access-control-allow-methods', cors.allowMethods);
-    if (cors.allowHeaders) res.setHeader('access-control-allow-headers', cors.allowHeaders);
-    if (cors.maxAge) res.setHeader('access-control-max-age', cors.maxAge);
-    if (cors.allowCredentials) res.setHeader('access-control-allow-credentials', 'true');
-    x.details = 'cors_response';
+  const d = decideCors(route.cors as NonNullable<CompiledRoute['cors']>, x);
+  if (d.kind === 'none') return false;
+  if (d.kind === 'reject_preflight') {
     sendLocal(x, 200, undefined, undefined, deps);
     return true;
   }
-  if (allowed) {
-    x.res.setHeader('access-control-allow-origin', origin);
-    if (cors.allowCredentials) x.res.setHeader('access-control-allow-credentials', 'true');
-    if (cors.exposeHeaders) x.res.setHeader('access-control-expose-headers', cors.exposeHeaders);
-  }
-  return false;
+  for (const [k, v] of d.headers) x.res.setHeader(k, v);
+  if (d.kind === 'simple') return false;
+  x.details = 'cors_response';
+  sendLocal(x, 200, undefined, undefined, deps);
+  return true;
 }
 
 /** Sidecar catch-all: ALLOW_ANY forwards to the original destination, REGISTRY_ONLY answers 502. */
 function fallback(rt: Runtime, x: Exchange, vh: VirtualHost, deps: ProxyDeps): void {
   if (vh.fallback === 'block') return localReply(x, 'registry_only', deps);
   forward(rt, x, deps, true);
-}
-
-/** Request id and forwarding headers, set once per request before the first attempt. */
-export function prepareRequestHeaders(x: Exchange): void {
-  const h = x.headers;
-  if (typeof h['x-request-id'] !== 'string' || h['x-request-id'] === '') h['x-request-id'] = randomUUID();
-  const remote = downstreamAddress(x);
-  const xff = h['x-forwarded-for'];
-  h['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(',') : xff},${remote}` : remote;
-  if (x.listener.kind === 'gateway' || h['x-forwarded-proto'] === undefined)
-    h['x-forwarded-proto'] = x.scheme;
 }
 
 const kExchange = Symbol('courier.exchange');

@@ -11,7 +11,7 @@
 import { Counter, Gauge, type Metric, Registry } from 'prom-client';
 import type { ListenerKind, ProxyMode } from '../config/snapshot.js';
 import type { AccessLogger, LoggedRequest } from './access-log.js';
-import type { RequestObserver } from './request-path.js';
+import type { RequestObserver } from './deps.js';
 
 /** Envoy's default histogram bounds (ms), as Istio exports them (19 bounds + `+Inf`). */
 export const DURATION_BUCKETS: readonly number[] = [

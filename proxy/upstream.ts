@@ -1,92 +1,31 @@
 // Upstream I/O: build the upstream request once, then run attempts through undici keep-alive
 // pools with the route's timeout and retry policy; stream the response back with backpressure.
 
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { splitHostPort } from '../config/names.js';
 import type { CompiledRoute } from '../config/snapshot.js';
 import type { ClusterRuntime } from './cluster-manager.js';
+import type { ProxyDeps, Runtime } from './deps.js';
 import type { Exchange } from './exchange.js';
 import { type H1Handler, H1Pool, type H1Request } from './h1-pool.js';
-import { applyHeaderOps, connectionTokens, HOP_BY_HOP, hasOps } from './http-util.js';
+import { hasOps } from './http-util.js';
 import type { Endpoint } from './lb/types.js';
-import { connectFailure, type LocalOutcome } from './local-reply.js';
 import { sendMirrors } from './mirror.js';
 import type { AttemptResult } from './outlier-detection.js';
-import {
-  localReply,
-  matchedPrefix,
-  type ProxyDeps,
-  prepareRequestHeaders,
-  type Runtime,
-} from './request-path.js';
+import { localReply } from './respond.js';
 import { MAX_TIMER_MS as MAX_TIMER } from './timers.js';
-import { tunnel } from './upgrade.js';
-
-type Failure = 'connect' | 'reset' | 'timeout' | 'overflow' | 'protocol';
-
-interface UpstreamRequest {
-  method: string;
-  path: string;
-  headers: Record<string, string | string[]>;
-  /** Buffered body (replayable), or the downstream stream itself, or none. */
-  body: Buffer | IncomingHttpHeaders['x'] | null;
-  streamed: boolean;
-}
+import { tunnel } from './tunnel.js';
+import { classify, FAILURE_OUTCOME, type Failure, noteFailure } from './upstream-failure.js';
+import {
+  buildUpstreamRequest,
+  prepareRequestHeaders,
+  responseHeaders,
+  type UpstreamRequest,
+} from './upstream-headers.js';
 
 /** RFC 9110 §9.2.2: safe to send twice. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
-const CONNECT_CODES = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'ENOENT',
-]);
-
-function classify(err: Error & { code?: string }): Failure {
-  const code = err.code ?? '';
-  if (CONNECT_CODES.has(code)) return 'connect';
-  if (
-    err.name === 'HTTPParserError' ||
-    code.startsWith('HPE_') ||
-    code === 'UND_ERR_HEADERS_OVERFLOW' ||
-    code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
-  )
-    return 'protocol';
-  return 'reset';
-}
-
-const FAILURE_OUTCOME = {
-  connect: 'connect_failure',
-  reset: 'connection_termination',
-  timeout: 'timeout',
-  overflow: 'overflow',
-  protocol: 'upstream_protocol_error',
-} as const;
-
-/** The local reply for an upstream failure (connect, reset, protocol) before a response; a
- * connect failure's reset and transport failure reasons are kept on the exchange. */
-export function failureOutcome(x: Exchange, err: Error & { code?: string }): LocalOutcome {
-  const f = classify(err);
-  noteFailure(x, f, err);
-  return FAILURE_OUTCOME[f];
-}
-
-function noteFailure(x: Exchange, f: Failure, err: (Error & { code?: string }) | undefined): void {
-  if (f === 'connect') {
-    const c = connectFailure(err?.code);
-    x.resetReason = c.reason;
-    x.transportFailure = c.transport;
-  } else {
-    x.resetReason = undefined;
-    x.transportFailure = undefined;
-  }
-}
 
 /** Entry from the request path: the route, cluster and (optional) hash key are decided. */
 export function forward(rt: Runtime, x: Exchange, deps: ProxyDeps, passthrough = false): void {
@@ -141,51 +80,6 @@ function start(
   const route = x.route;
   if (route && route.mirrors.length > 0 && !streamed) sendMirrors(rt, x, route, req, deps);
   new Forwarder(x, deps, req, passthrough).run();
-}
-
-function buildUpstreamRequest(x: Exchange): UpstreamRequest {
-  const route = x.route;
-  const dest = x.destination;
-  const headers: Record<string, string | string[]> = {};
-  const drop = connectionTokens(x.headers.connection);
-  for (const k in x.headers) {
-    const v = x.headers[k];
-    if (v === undefined || HOP_BY_HOP.has(k) || k === 'host') continue;
-    if (drop.length > 0 && drop.includes(k)) continue;
-    headers[k] = v;
-  }
-  // TE: trailers is the one TE value a proxy may pass on.
-  if (x.headers.te === 'trailers') headers.te = 'trailers';
-  let authority = x.authority;
-  let path = x.path;
-  if (route) {
-    // Envoy applies the most specific level first (weighted cluster, then route), so the route's
-    // `set` wins over a destination's; Istio's routing tests expect the route's authority too.
-    if (dest) applyHeaderOps(headers, dest.headers.request);
-    applyHeaderOps(headers, route.headers.request);
-    authority = route.headers.authority ?? dest?.headers.authority ?? authority;
-    const rw = route.rewrite;
-    if (rw) {
-      if (rw.authority) authority = rw.authority;
-      const before = path;
-      if (rw.uri !== undefined) {
-        const prefix = matchedPrefix(x);
-        path = prefix !== undefined ? rw.uri + path.slice(prefix.length) : rw.uri;
-        if (path === '') path = '/';
-      } else if (rw.regex) {
-        path = path.replace(rw.regex.pattern, rw.regex.replacement);
-      }
-      if (path !== before) headers['x-envoy-original-path'] = x.originalPath;
-    }
-  }
-  headers.host = authority;
-  return {
-    method: x.method,
-    path: x.query ? `${path}?${x.query}` : path,
-    headers,
-    body: null,
-    streamed: false,
-  };
 }
 
 /** Runs attempts for one request. */
@@ -519,49 +413,6 @@ class Attempt {
     this.f.failed(this, classify(err as Error & { code?: string }), err);
   }
 }
-
-/** Upstream response head → downstream: hop-by-hop stripped, route/destination ops, service time. */
-export function responseHeaders(
-  raw: Buffer[],
-  x: Exchange,
-  draining: boolean,
-): Record<string, string | string[]> {
-  const h: Record<string, string | string[]> = {};
-  let drop: string[] | undefined;
-  let sawTransferEncoding = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    // The raw pool hands lower-cased strings; undici hands Buffers as received.
-    const n = raw[i] as Buffer | string;
-    const k = typeof n === 'string' ? n : n.toString('latin1').toLowerCase();
-    const v = (raw[i + 1] as Buffer).toString('latin1');
-    if (k === 'connection') drop = connectionTokens(v);
-    else if (k === 'transfer-encoding') sawTransferEncoding = true;
-    if (HOP_BY_HOP.has(k)) continue;
-    const cur = h[k];
-    if (cur === undefined) h[k] = v;
-    else if (Array.isArray(cur)) cur.push(v);
-    else h[k] = k === 'set-cookie' ? [cur, v] : `${cur}, ${v}`;
-  }
-  if (drop) for (const d of drop) delete h[d];
-  // Transfer-Encoding (already stripped) overrides Content-Length; ours frames the body instead.
-  if (sawTransferEncoding) delete h['content-length'];
-  h['x-envoy-upstream-service-time'] = String(x.upstreamServiceTime);
-  const route = x.route;
-  if (route) {
-    // Most specific first, as for request headers: the route's operations have the last word.
-    if (x.destination) applyHeaderOps(h, x.destination.headers.response);
-    applyHeaderOps(h, route.headers.response);
-  }
-  if (x.setCookie) {
-    const cur = h['set-cookie'];
-    h['set-cookie'] =
-      cur === undefined ? x.setCookie : Array.isArray(cur) ? [...cur, x.setCookie] : [cur, x.setCookie];
-  }
-  if (draining) h.connection = 'close';
-  return h;
-}
-
-export type { UpstreamRequest };
 
 /**
  * Envoy's circuit breakers for one cluster: outstanding requests (http2MaxRequests), and pending
