@@ -1,8 +1,8 @@
 // Command-line options of bench/run.mjs.
 
 export const HELP = `usage: npm run bench -- [options]
-  --duration S          seconds per measured throughput run (default 6; wrk takes whole seconds)
-  --rounds N            interleaved rounds (default 3)
+  --duration S          seconds per measured throughput run (default 4; wrk takes whole seconds)
+  --rounds N            interleaved rounds (default 5)
   --warmup S            warm-up seconds per target, discarded (default 3)
   --connections N       connections per load run (default 64)
   --driver D            throughput load generator: auto (wrk when installed), wrk, autocannon
@@ -23,8 +23,8 @@ export const ALL_TARGETS = ['courier', 'http-proxy', 'http-proxy-3', 'fastify', 
 
 export function parseArgs(argv) {
   const o = {
-    duration: 6,
-    rounds: 3,
+    duration: 4,
+    rounds: 5,
     warmup: 3,
     connections: 64,
     driver: 'auto',
