@@ -156,13 +156,97 @@ export interface RouteTable {
 
 export type ListenerKind = 'gateway' | 'outbound' | 'inbound';
 
+/**
+ * How a connection's first bytes pick a filter chain (Envoy's `filter_chain_match`): the
+ * transport they show (a TLS ClientHello, or anything else) and, for TLS, the SNI.
+ */
+export interface FilterChainMatch {
+  /** `tls`: the connection opens with a TLS ClientHello; `raw_buffer`: anything else. */
+  readonly transportProtocol: 'raw_buffer' | 'tls';
+  /**
+   * SNI names, lowercase: exact (`a.example.com`) or wildcard (`*.example.com`, any depth, not
+   * the bare parent). Empty: no SNI condition (also taken by a hello without SNI).
+   */
+  readonly serverNames: readonly string[];
+}
+
+/** Server-side TLS of a terminating chain: a Gateway server's `tls` (material referenced, not loaded). */
+export interface ServerTls {
+  readonly mode: 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL' | 'ISTIO_MUTUAL';
+  readonly credentialName?: string;
+  readonly serverCertificate?: string;
+  readonly privateKey?: string;
+  readonly caCertificates?: string;
+  readonly minProtocolVersion?: string;
+  readonly maxProtocolVersion?: string;
+}
+
+/** An L4 route: where a TCP or passed-through TLS connection goes (VirtualService `tcp:`/`tls:`). */
+export interface L4Route {
+  /** `<vs ns>.<vs name>.<tcp|tls>.<index>`. */
+  readonly name: string;
+  readonly virtualService: string;
+  readonly destinations: readonly Omit<WeightedDestination, 'headers'>[];
+  readonly totalWeight: number;
+}
+
+/** Plaintext HTTP (HTTP/1.1 today; h2c later), routed by the listener's route table. */
+export interface HttpFilterChain {
+  readonly transport: 'http';
+  readonly name: string;
+  readonly match: FilterChainMatch & { readonly transportProtocol: 'raw_buffer' };
+  readonly routes: RouteTable;
+}
+
+/** TLS terminated here (a Gateway HTTPS server, chosen by SNI), then HTTP by its own route table. */
+export interface HttpsFilterChain {
+  readonly transport: 'https';
+  readonly name: string;
+  readonly match: FilterChainMatch & { readonly transportProtocol: 'tls' };
+  readonly tls: ServerTls;
+  readonly routes: RouteTable;
+}
+
+/** TLS passed through untouched, chosen by SNI (a VirtualService `tls:` match block). */
+export interface TlsPassthroughFilterChain {
+  readonly transport: 'tls_passthrough';
+  readonly name: string;
+  readonly match: FilterChainMatch & { readonly transportProtocol: 'tls' };
+  readonly route: L4Route;
+}
+
+/**
+ * A TCP proxy (a Gateway TCP server, or a TLS server that terminates first: `tls` set, chosen by
+ * SNI) to the first matching VirtualService `tcp:` route.
+ */
+export interface TcpFilterChain {
+  readonly transport: 'tcp';
+  readonly name: string;
+  readonly match: FilterChainMatch;
+  readonly tls?: ServerTls;
+  readonly route: L4Route;
+}
+
+export type FilterChain = HttpFilterChain | HttpsFilterChain | TlsPassthroughFilterChain | TcpFilterChain;
+export type ChainTransport = FilterChain['transport'];
+
 export interface Listener {
   readonly name: string;
   readonly address: string;
   readonly port: number;
   readonly protocol: string;
   readonly kind: ListenerKind;
+  /**
+   * The route table of the plaintext HTTP chain (`filterChains` holds the same table in its
+   * `http` chain): what the request path reads. Empty for a listener with no `http` chain.
+   */
   readonly routes: RouteTable;
+  /**
+   * What this port serves, one chain per transport/SNI: a connection's first bytes pick one
+   * (proxy/listener-dispatch.ts); none matching closes it. Every listener compiled into a
+   * snapshot today has exactly one `http` chain.
+   */
+  readonly filterChains: readonly FilterChain[];
   /** Gateway resources that contributed servers, as `ns/name`. */
   readonly gateways: readonly string[];
 }

@@ -215,8 +215,16 @@ export class ProxyWorker {
   }
 }
 
+/**
+ * What a worker binds a socket for: the address, the port and the transports its chains serve
+ * (`0.0.0.0:8080/http`). A port whose transports change (HTTP to TLS, say) is closed and bound
+ * anew with the server those need; a change of routes or SNI names alone keeps the socket.
+ */
 export function listenerKey(l: Listener): string {
-  return `${l.address}:${l.port}`;
+  const transports = new Set(
+    l.filterChains.map((c) => (c.transport === 'tcp' && c.tls ? 'tcp+tls' : c.transport)),
+  );
+  return `${l.address}:${l.port}/${[...transports].sort().join(',')}`;
 }
 
 /** Malformed requests: Envoy-like 400 / 431, never forwarded. */

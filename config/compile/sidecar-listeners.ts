@@ -5,6 +5,7 @@ import { CLUSTER_DOMAIN, expandHost, gatewayRef, hostCovers, labelsMatch } from 
 import type { CompiledRoute, Listener, ProxyIdentity, VirtualHost } from '../snapshot.js';
 import type { Destination, Resource, SidecarSpec } from '../types.js';
 import { clusterName, inboundClusterName } from './clusters.js';
+import { plaintextHttpChains } from './filter-chains.js';
 import type { Registry, Service } from './registry.js';
 import { compileHttpRoute, defaultRetryPolicy, isCatchAll, NO_HEADERS, type RouteContext } from './routes.js';
 import { buildRouteTable } from './virtual-hosts.js';
@@ -186,6 +187,7 @@ export function buildSidecarListeners(inp: SidecarInputs): Listener[] {
       fallback: mode === 'ALLOW_ANY' ? 'passthrough' : 'block',
     }),
   );
+  const outbound = buildRouteTable('outbound', vhosts, { ignorePort: false });
   const listeners: Listener[] = [
     Object.freeze({
       name: 'virtualOutbound',
@@ -193,7 +195,8 @@ export function buildSidecarListeners(inp: SidecarInputs): Listener[] {
       port: identity.outboundPort ?? 15001,
       protocol: 'HTTP',
       kind: 'outbound',
-      routes: buildRouteTable('outbound', vhosts, { ignorePort: false }),
+      routes: outbound,
+      filterChains: plaintextHttpChains(outbound),
       gateways: ['mesh'],
     }),
   ];
@@ -227,6 +230,9 @@ export function buildSidecarListeners(inp: SidecarInputs): Listener[] {
         retryOtherHosts: false,
       },
     };
+    const inbound = buildRouteTable('inbound', [{ name: 'inbound|http', domains: ['*'], routes: [route] }], {
+      ignorePort: true,
+    });
     listeners.push(
       Object.freeze({
         name: 'virtualInbound',
@@ -234,9 +240,8 @@ export function buildSidecarListeners(inp: SidecarInputs): Listener[] {
         port: identity.inboundPort ?? 15006,
         protocol: 'HTTP',
         kind: 'inbound',
-        routes: buildRouteTable('inbound', [{ name: 'inbound|http', domains: ['*'], routes: [route] }], {
-          ignorePort: true,
-        }),
+        routes: inbound,
+        filterChains: plaintextHttpChains(inbound),
         gateways: [],
       }),
     );
