@@ -20,21 +20,38 @@ export interface UpgradeContext {
 export type IncomingHeaders = Record<string, string | string[] | undefined>;
 export type OutgoingHeaders = Record<string, string | string[] | number | undefined>;
 
+/** What a TLS handshake told about the downstream connection (set where TLS terminates). */
+export interface TlsFacts {
+  readonly sni?: string | undefined;
+  /** The negotiated ALPN protocol (`h2`, `http/1.1`). */
+  readonly alpn?: string | undefined;
+  /** The peer certificate's identity (a SPIFFE URI SAN), when the client presented one. */
+  readonly peerIdentity?: string | undefined;
+}
+
+/** The downstream connection as every codec reports it. */
+export interface ConnectionFacts {
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  /** Absent on plaintext connections; its presence makes the request's scheme `https`. */
+  readonly tls?: TlsFacts | undefined;
+}
+
 /**
- * The downstream request as the request path sees it: node:http's IncomingMessage, or the fast
- * path's parsed head (proxy/downstream.ts; always bodyless, so never read as a stream).
+ * The downstream request as the request path sees it, whatever the codec: node:http's
+ * IncomingMessage, the fast path's parsed head (proxy/downstream.ts; always bodyless, so never
+ * read as a stream), and later an HTTP/2 stream. `headers` carry no pseudo-headers; a codec that
+ * has `:authority` gives it as `authority`, else the Host header is the authority.
  */
 export interface DownstreamRequest {
   readonly method?: string | undefined;
   readonly url?: string | undefined;
+  readonly authority?: string | undefined;
   readonly headers: IncomingHttpHeaders;
   readonly httpVersion: string;
-  readonly socket: {
-    readonly localAddress?: string | undefined;
-    readonly localPort?: number | undefined;
-    readonly remoteAddress?: string | undefined;
-    readonly remotePort?: number | undefined;
-  };
+  readonly socket: ConnectionFacts;
 }
 
 /** The downstream response: node:http's ServerResponse, or the fast path's raw-socket writer. */
@@ -51,6 +68,8 @@ export interface DownstreamResponse {
   destroy(err?: Error): unknown;
   on(event: 'close', fn: () => void): unknown;
   once(event: 'drain', fn: () => void): unknown;
+  /** Trailers sent after the body when the response ends (codecs that carry them: HTTP/2). */
+  addTrailers?(trailers: Record<string, string>): unknown;
   /**
    * Fast path only: write the head straight from the raw pool's lower-cased, validated name/value
    * pairs (hop-by-hop ones skipped) plus `extra` pairs. False when it cannot (a Connection header
@@ -114,8 +133,9 @@ export class Exchange implements RequestView {
     this.start = now;
     this.startEpoch = Date.now();
     this.method = req.method ?? 'GET';
-    this.authority = req.headers.host ?? '';
+    this.authority = req.authority ?? req.headers.host ?? '';
     this.headers = req.headers;
+    if (req.socket.tls !== undefined) this.scheme = 'https';
   }
 
   get startTime(): Date {
