@@ -79,6 +79,17 @@ new Counter({
   },
 });
 new Counter({
+  name: 'courier_downstream_cx_no_filter_chain_total',
+  help: "Downstream connections closed before serving: their first bytes matched no filter chain this listener serves (Envoy's no_filter_chain_match), by what they were (tls: a ClientHello, h2c: the HTTP/2 preface).",
+  labelNames: ['first_bytes'],
+  registers: [observer.registry],
+  collect() {
+    this.reset();
+    for (const [first, n] of Object.entries(worker.counters.noFilterChain))
+      this.inc({ first_bytes: first }, n);
+  },
+});
+new Counter({
   name: 'courier_downstream_fast_path_total',
   help:
     'Downstream fast path (plain bodyless HTTP/1.1 on the raw socket): requests it served, and ' +

@@ -50,7 +50,11 @@ export class FastServer {
 
   constructor(readonly opts: FastServerOptions) {}
 
-  accept(sock: Socket): void {
+  /**
+   * Serve a new connection. `head`: what it sent already (read by the listener's dispatcher),
+   * parsed here at once, in the tick it arrived, as if it were the connection's first read.
+   */
+  accept(sock: Socket, head?: Buffer): void {
     const c = new FastConnection(this, sock);
     this.connections.add(c);
     // Keep-alive timeout by a sweep, not a socket timer (node refreshes those on every read and
@@ -60,6 +64,7 @@ export class FastServer {
       this.sweeper = setInterval(() => this.sweep(), every);
       this.sweeper.unref();
     }
+    if (head !== undefined) c.data(head);
   }
 
   private sweep(): void {
@@ -104,7 +109,7 @@ class FastConnection {
     sock.on('drain', this.onDrain);
   }
 
-  private data(chunk: Buffer): void {
+  data(chunk: Buffer): void {
     if (this.gone) return; // closing: nothing more is served
     this.buf = this.buf === undefined ? chunk : Buffer.concat([this.buf, chunk]);
     if (this.res || this.awaitingDrain) {

@@ -1,6 +1,8 @@
 // The data-plane worker: HTTP listeners for the snapshot's listeners, the request path, and a
 // snapshot swapped by reference. A reload opens new ports, closes removed ones (after draining)
 // and leaves the rest listening; keep-alive connections see the new config on their next request.
+// Every accepted connection goes through the listener's dispatcher (listener-dispatch.ts) first,
+// which picks a filter chain by its first bytes; only plaintext HTTP/1.1 chains are served yet.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -9,6 +11,7 @@ import { ClusterManager } from './cluster-manager.js';
 import { parseDnsServers } from './dns-resolver.js';
 import { FastServer } from './downstream.js';
 import type { DownstreamRequest, DownstreamResponse, Exchange } from './exchange.js';
+import { ConnectionDispatcher, type FirstBytes, type Served } from './listener-dispatch.js';
 import { handleRequest, type ProxyDeps, type RequestObserver, type Runtime } from './request-path.js';
 import { handleUpgrade } from './upgrade.js';
 
@@ -40,11 +43,24 @@ interface ServingListener {
   key: string;
   server: Server;
   fast: FastServer | undefined;
+  dispatcher: ConnectionDispatcher;
   sockets: Set<Socket>;
   bound: boolean;
 }
 
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+const HEADERS_TIMEOUT_MS = 60_000;
+
+/**
+ * What this build serves: plaintext HTTP/1.1 chains. A TLS ClientHello, the h2 preface, or a
+ * listener of other chains (none is compiled into a snapshot yet) match no chain: closed, counted.
+ */
+const SERVED: Served = Object.freeze({ transports: new Set(['http'] as const), h2c: false });
+
+/** Does this worker serve any chain of the listener? Others are not listened on at all. */
+export function servesListener(l: Listener): boolean {
+  return l.filterChains.some((c) => SERVED.transports.has(c.transport));
+}
 
 const NOOP_OBSERVER: RequestObserver = { onComplete: (_x: Exchange) => {} };
 
@@ -57,8 +73,17 @@ export class ProxyWorker {
   private readonly serving = new Map<string, ServingListener>();
   readonly deps: ProxyDeps;
   readonly manager: ClusterManager;
-  /** Downstream connections closed at accept because a listener was at `maxConnections`. */
-  readonly counters = { connectionsOverflowed: 0, fastRequests: 0, handoffs: 0 };
+  /**
+   * Downstream connections closed at accept because a listener was at `maxConnections`; requests
+   * on the fast path and its handoffs; connections closed because their first bytes matched no
+   * filter chain served (Envoy's no_filter_chain_match), by what those bytes were.
+   */
+  readonly counters = {
+    connectionsOverflowed: 0,
+    fastRequests: 0,
+    handoffs: 0,
+    noFilterChain: { tls: 0, h2c: 0, http1: 0, tcp: 0 } satisfies Record<Exclude<FirstBytes, 'more'>, number>,
+  };
 
   constructor(private readonly opts: WorkerOptions = {}) {
     const random = opts.random ?? Math.random;
@@ -85,7 +110,7 @@ export class ProxyWorker {
   async apply(snapshot: Snapshot): Promise<void> {
     const clusters = this.manager.build(snapshot);
     const byKey = new Map<string, Listener>();
-    for (const l of snapshot.listeners) byKey.set(listenerKey(l), l);
+    for (const l of snapshot.listeners) if (servesListener(l)) byKey.set(listenerKey(l), l);
     this.runtime = { snapshot, clusters };
     this.listenersByKey = byKey;
     const opening: Promise<void>[] = [];
@@ -111,12 +136,12 @@ export class ProxyWorker {
       maxHeaderSize: 60 * 1024,
       requireHostHeader: true,
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-      headersTimeout: 60_000,
+      headersTimeout: HEADERS_TIMEOUT_MS,
       requestTimeout: 0,
     });
     server.maxConnections = this.opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    const fast = this.fastDownstream ? this.fastServer(key, server) : undefined;
-    const s: ServingListener = { key, server, fast, sockets: new Set(), bound: false };
+    const { fast, dispatcher } = this.dispatch(key, l, server);
+    const s: ServingListener = { key, server, fast, dispatcher, sockets: new Set(), bound: false };
     this.serving.set(key, s);
     server.on('drop', () => this.counters.connectionsOverflowed++);
     server.prependListener('connection', (sock: Socket) => {
@@ -158,20 +183,54 @@ export class ProxyWorker {
   }
 
   /**
-   * Put the fast path in front of node:http's own connection handling: new connections start
-   * on the fast path and are handed to node:http's listener when it declines a request.
+   * Put the dispatcher in front of node:http's own connection handling. The listening socket
+   * stays node:http's Server (a net.Server): its 'listening' starts the connection tracking that
+   * enforces headersTimeout, and close()/closeIdleConnections() keep working for what it serves.
+   * A plaintext HTTP/1 connection starts on the fast path (handed to node:http's listener when
+   * the fast path declines a request), or goes straight to node:http when the fast path is off.
    */
-  private fastServer(key: string, server: Server): FastServer {
+  private dispatch(
+    key: string,
+    l: Listener,
+    server: Server,
+  ): { fast?: FastServer; dispatcher: ConnectionDispatcher } {
     const nodeConnection = server.listeners('connection')[0] as (this: Server, sock: Socket) => void;
     server.removeListener('connection', nodeConnection);
-    const fast = new FastServer({
-      onRequest: (req, res) => this.onRequest(key, req, res),
-      handoff: (sock) => nodeConnection.call(server, sock),
-      keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
-      counters: this.counters,
+    const fast = this.fastDownstream
+      ? new FastServer({
+          onRequest: (req, res) => this.onRequest(key, req, res),
+          handoff: (sock) => nodeConnection.call(server, sock),
+          keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+          counters: this.counters,
+        })
+      : undefined;
+    const dispatcher = new ConnectionDispatcher({
+      listener: () => this.listenersByKey.get(key) ?? l,
+      served: SERVED,
+      serve: (chain, sock, head) => {
+        if (chain.transport !== 'http') return void sock.destroy(); // not served: never chosen
+        if (fast) return fast.accept(sock, head);
+        nodeConnection.call(server, sock);
+        sock.emit('data', head); // node:http's parser reads it as the connection's first bytes
+      },
+      noFilterChain: (first) => {
+        if (first !== 'more') this.counters.noFilterChain[first]++;
+      },
+      // A connection that sends nothing is closed as before the dispatcher: by the fast path's
+      // idle sweep (keep-alive timeout, silently), or by node:http's headersTimeout (its answer).
+      firstBytesTimeoutMs: fast ? KEEP_ALIVE_TIMEOUT_MS : HEADERS_TIMEOUT_MS,
+      onTimeout: (sock) => {
+        if (fast) sock.destroy();
+        else
+          server.emit(
+            'clientError',
+            Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }),
+            sock,
+          );
+      },
     });
-    server.on('connection', (sock: Socket) => fast.accept(sock));
-    return fast;
+    server.on('connection', (sock: Socket) => dispatcher.accept(sock));
+    return { ...(fast ? { fast } : {}), dispatcher };
   }
 
   private onRequest(key: string, req: DownstreamRequest, res: DownstreamResponse): void {
@@ -200,6 +259,7 @@ export class ProxyWorker {
       s.server.close(() => resolve());
       s.server.closeIdleConnections();
       s.fast?.closeIdle();
+      s.dispatcher.close();
       const t = setTimeout(() => {
         for (const sock of s.sockets) sock.destroy();
       }, graceMs);
