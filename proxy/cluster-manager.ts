@@ -1,5 +1,6 @@
 // Runtime side of clusters: endpoint objects with live counters, a load balancer per cluster,
-// and a keep-alive undici Pool per upstream endpoint. Rebuilt when a snapshot arrives; endpoint
+// and the keep-alive upstream pools per endpoint, chosen per request need (`poolFor`): the raw
+// HTTP/1.1 pool, or undici for streamed bodies, unix sockets and upgrades (upstream-pool.ts). Rebuilt when a snapshot arrives; endpoint
 // state and pools survive reloads when the endpoint is unchanged, so counters and warm
 // connections carry over. Hostnames of DNS clusters are resolved in the background
 // (dns-resolver.ts): one endpoint per resolved address, swapped into the live ClusterRuntime
@@ -14,6 +15,14 @@ import { createLoadBalancer } from './lb/registry.js';
 import { type Endpoint, type LoadBalancer, makeEndpoint } from './lb/types.js';
 import { OutlierDetector } from './outlier-detection.js';
 import { MAX_TIMER_MS } from './timers.js';
+import { UndiciUpstream } from './undici-pool.js';
+import type { UpstreamPool } from './upstream-pool.js';
+
+/**
+ * What a request needs of its pool: a buffered (or no) body, which the raw HTTP/1.1 pool sends;
+ * a streamed body or an upgrade, which undici does.
+ */
+export type PoolNeed = 'buffered' | 'streamed' | 'upgrade';
 
 export interface ClusterRuntime {
   readonly config: Cluster;
@@ -37,15 +46,18 @@ export interface ManagerDeps {
 const MAX_PASSTHROUGH_POOLS = 256;
 
 export class ClusterManager {
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, UndiciUpstream>();
   private readonly fastPools = new Map<string, H1Pool>();
   /** COURIER_FAST_PATH=0 sends everything through undici (for comparison and as an escape hatch). */
   readonly fastPath = process.env.COURIER_FAST_PATH !== '0';
   private readonly endpointState = new Map<string, Endpoint>();
-  private readonly passthroughPools = new Map<string, Pool>();
+  private readonly passthroughPools = new Map<string, UndiciUpstream>();
   private readonly clusterState = new Map<string, ClusterRuntime>();
   /** An undici pool's place in its cluster's budget (dropped when the pool is pruned). */
-  private readonly undiciMembers = new WeakMap<Pool, { budget: ConnectionBudget; member: BudgetedPool }>();
+  private readonly undiciMembers = new WeakMap<
+    UndiciUpstream,
+    { budget: ConnectionBudget; member: BudgetedPool }
+  >();
   /** Per cluster name, kept while the cluster exists (Envoy keeps breakers per cluster). */
   private readonly circuits = new Map<string, ClusterCircuit>();
   private sweeps: NodeJS.Timeout[] = [];
@@ -156,21 +168,33 @@ export class ClusterManager {
     this.prunePools(this.clusterState);
   }
 
-  /** The keep-alive pool for an endpoint of a cluster. */
-  pool(cluster: Cluster, ep: Endpoint): Pool {
+  /**
+   * The pool for a request to an endpoint of a cluster: the raw HTTP/1.1 pool for a buffered or
+   * absent body, undici for a streamed body, an upgrade or a unix socket (and for everything with
+   * COURIER_FAST_PATH=0). Every pool of the cluster opens connections from its one budget.
+   */
+  poolFor(cluster: Cluster, ep: Endpoint, need: PoolNeed = 'buffered'): UpstreamPool {
+    if (need === 'buffered' && this.fastPath && !ep.address.startsWith('unix://'))
+      return this.fastPool(cluster, ep);
+    return this.pool(cluster, ep);
+  }
+
+  /** The undici pool for an endpoint of a cluster. */
+  pool(cluster: Cluster, ep: Endpoint): UndiciUpstream {
     const key = poolKey(cluster, ep.address, ep.port);
     let p = this.pools.get(key);
     if (!p) {
       const budget = this.circuitOf(cluster).connections;
       const pool = newPool(cluster, ep.address, ep.port, budget);
-      p = pool;
-      this.pools.set(key, pool);
+      const up = new UndiciUpstream(pool);
+      p = up;
+      this.pools.set(key, up);
       // An idle undici pool gives its connections back by closing; the next request opens anew.
       const member: BudgetedPool = {
         load: () => ({ running: pool.stats.running, queued: pool.stats.pending }),
         closeIdle: () => {
           const st = pool.stats;
-          if (st.running > 0 || st.pending > 0 || st.connected === 0 || this.pools.get(key) !== pool)
+          if (st.running > 0 || st.pending > 0 || st.connected === 0 || this.pools.get(key) !== up)
             return false;
           this.pools.delete(key);
           budget.pools.delete(member);
@@ -179,7 +203,7 @@ export class ClusterManager {
         },
       };
       budget.pools.add(member);
-      this.undiciMembers.set(pool, { budget, member });
+      this.undiciMembers.set(up, { budget, member });
     }
     return p;
   }
@@ -221,22 +245,22 @@ export class ClusterManager {
   }
 
   /** Original-destination pools (ServiceEntry resolution NONE, sidecar passthrough). */
-  passthroughPool(host: string, port: number, cluster?: Cluster): Pool {
+  passthroughPool(host: string, port: number, cluster?: Cluster): UpstreamPool {
     const key = `${host}:${port}`;
     let p = this.passthroughPools.get(key);
     if (!p) {
       if (this.passthroughPools.size >= MAX_PASSTHROUGH_POOLS) {
-        const [oldKey, old] = this.passthroughPools.entries().next().value as [string, Pool];
+        const [oldKey, old] = this.passthroughPools.entries().next().value as [string, UndiciUpstream];
         this.passthroughPools.delete(oldKey);
         void old.close().catch(() => {});
       }
-      p = newPool(cluster, host, port);
+      p = new UndiciUpstream(newPool(cluster, host, port));
       this.passthroughPools.set(key, p);
     }
     return p;
   }
 
-  private forgetMember(p: Pool): void {
+  private forgetMember(p: UndiciUpstream): void {
     const m = this.undiciMembers.get(p);
     if (m) m.budget.pools.delete(m.member);
   }
@@ -263,10 +287,11 @@ export class ClusterManager {
     let connected = 0;
     let running = 0;
     let pending = 0;
-    for (const p of [...this.pools.values(), ...this.passthroughPools.values()]) {
-      connected += p.stats.connected;
-      running += p.stats.running;
-      pending += p.stats.pending;
+    for (const u of [...this.pools.values(), ...this.passthroughPools.values()]) {
+      const st = u.pool.stats;
+      connected += st.connected;
+      running += st.running;
+      pending += st.pending;
     }
     for (const p of this.fastPools.values()) {
       const st = p.stats;
@@ -300,6 +325,21 @@ export class ClusterManager {
     this.passthroughPools.clear();
     await Promise.all(all.map((p) => p.close().catch(() => {})));
   }
+}
+
+/**
+ * Envoy's circuit breakers for one cluster: outstanding requests (http2MaxRequests), and pending
+ * requests (http1MaxPendingRequests) once every connection the cluster may open
+ * (maxConnections, across all its pools) is busy.
+ */
+export function overflows(c: ClusterRuntime): boolean {
+  const cp = c.config.connectionPool;
+  const circuit = c.circuit;
+  if (circuit.active >= cp.maxRequests) return true;
+  const budget = circuit.connections;
+  if (budget.open < budget.max) return false;
+  const load = budget.load();
+  return load.running + load.queued >= cp.maxConnections && load.queued >= cp.maxPendingRequests;
 }
 
 function endpointId(

@@ -6,21 +6,11 @@
 import { connect, type Socket } from 'node:net';
 import type { ConnectionBudget } from './cluster-circuit.js';
 import { TOKEN } from './http-util.js';
+import { asFailure, type PoolHandler, type PoolRequest, UpstreamFailure } from './upstream-pool.js';
 
-export interface H1Handler {
-  onConnect(abort: (err?: Error) => void): void;
-  onHeaders(status: number, raw: string[], resume: () => void, statusText: string): boolean;
-  onData(chunk: Buffer): boolean;
-  onComplete(trailers: string[] | null): void;
-  onError(err: Error): void;
-}
-
-export interface H1Request {
-  method: string;
-  path: string;
-  headers: Record<string, string | string[]>;
-  body: Buffer | null;
-}
+/** The raw pool speaks the upstream pool contract (upstream-pool.ts). */
+export type H1Handler = PoolHandler;
+export type H1Request = PoolRequest;
 
 export interface H1PoolOptions {
   /** Maximum sockets of this pool when no cluster-wide budget is given. */
@@ -38,15 +28,6 @@ export interface H1PoolOptions {
   tcpKeepaliveMs?: number;
 }
 
-export class H1Error extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-  }
-}
-
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
 const MAX_HEAD = 64 * 1024;
 /** Every pool socket reads into this one buffer; a read is consumed before the next one lands. */
@@ -61,9 +42,6 @@ export interface ConnOwner {
   release(c: Conn, fresh?: boolean): void;
   /** The socket closed. */
   forget(c: Conn): void;
-  retryable(err: Error & { code?: string }): boolean;
-  /** Send again a request whose reused socket died before any response byte. */
-  replay(h: H1Handler, err: Error): void;
 }
 
 export class Conn {
@@ -92,7 +70,7 @@ export class Conn {
   private chunkLine: Buffer | undefined;
   private readonly resume = () => this.socket.resume();
   private readonly abort = (err?: Error) =>
-    this.fail(err ?? new H1Error('request aborted', 'UND_ERR_ABORTED'), true);
+    this.fail(err ?? new UpstreamFailure('request aborted', 'UND_ERR_ABORTED', 'reset'), true);
 
   constructor(
     readonly pool: ConnOwner,
@@ -117,7 +95,7 @@ export class Conn {
     this.socket = s;
     let timer: NodeJS.Timeout | undefined = setTimeout(() => {
       timer = undefined;
-      s.destroy(new H1Error('connect timeout', 'UND_ERR_CONNECT_TIMEOUT'));
+      s.destroy(new UpstreamFailure('connect timeout', 'UND_ERR_CONNECT_TIMEOUT', 'connect'));
     }, pool.opts.connectTimeoutMs);
     s.once('connect', () => {
       if (timer) clearTimeout(timer);
@@ -152,7 +130,8 @@ export class Conn {
         timer = undefined;
       }
       if (this.state === 'until-close') this.complete(null);
-      else if (this.handler) this.fail(new H1Error('other side closed', 'UND_ERR_SOCKET'), false);
+      else if (this.handler)
+        this.fail(new UpstreamFailure('other side closed', 'UND_ERR_SOCKET', 'reset'), false);
       this.pool.forget(this);
     });
   }
@@ -173,7 +152,7 @@ export class Conn {
       if (typeof v === 'string') h += `${k}: ${v}\r\n`;
       else for (const one of v) h += `${k}: ${one}\r\n`;
     }
-    const body = req.body;
+    const body = req.body as Buffer | null; // the pool takes buffered bodies only
     if (body) h += `content-length: ${body.length}\r\n`;
     else if (headers['content-length'] !== undefined) h += 'content-length: 0\r\n';
     if (
@@ -200,13 +179,9 @@ export class Conn {
     this.state = 'idle';
     if (destroy || !this.closed) this.socket.destroy();
     if (!h) return;
-    // The idle-socket race: a reused socket the upstream closed as we sent. Nothing came back, so
-    // the request was not processed; the pool replays it once on a fresh socket (idempotent only).
-    if (this.reused && !this.gotBytes && this.pool.retryable(err)) {
-      this.pool.replay(h, err);
-      return;
-    }
-    h.onError(err);
+    // Whether the socket had served before and whether anything came back: a reused socket that
+    // died before any response byte is the idle-socket race, which the forwarder replays.
+    h.onError(asFailure(err, this.reused, this.gotBytes));
   }
 
   private complete(trailers: string[] | null): void {
@@ -220,7 +195,7 @@ export class Conn {
   }
 
   private protocolError(msg: string): void {
-    this.fail(new H1Error(msg, 'HPE_INVALID'), true);
+    this.fail(new UpstreamFailure(msg, 'HPE_INVALID', 'protocol'), true);
   }
 
   private onData(d: Buffer): void {

@@ -1,21 +1,16 @@
 // The fast path for the common case: HTTP/1.1 to an upstream over pooled keep-alive sockets, a
 // request head serialised in one string and written with its (buffered) body in one write, and a
 // minimal response parser (status line, headers, Content-Length / chunked / close-delimited
-// bodies). It speaks the same dispatch-handler contract as undici (onConnect, onHeaders, onData,
-// onComplete, onError), so the request path does not care which one runs; undici keeps serving
-// what this does not cover (streamed request bodies, upgrades, unix sockets).
+// bodies). It implements the upstream pool contract (upstream-pool.ts), as the undici adapter
+// does for what this does not cover (streamed request bodies, upgrades, unix sockets). A failure
+// says whether the socket was reused and whether any byte came back; replaying the idle-socket
+// race is the forwarder's decision, not the pool's.
 // Measured on the bench config: a bare forwarder on undici cost ~60 µs/request of CPU, the same
 // forwarder on raw pooled sockets ~47 µs (bench/README.md).
 
 import { type BudgetedPool, ConnectionBudget } from './cluster-circuit.js';
-import {
-  Conn,
-  type ConnOwner,
-  H1Error,
-  type H1Handler,
-  type H1PoolOptions,
-  type H1Request,
-} from './h1-conn.js';
+import { Conn, type ConnOwner, type H1Handler, type H1PoolOptions, type H1Request } from './h1-conn.js';
+import { asFailure, type RawHeaders, UpstreamFailure, type UpstreamPool } from './upstream-pool.js';
 
 export type { H1Handler, H1PoolOptions, H1Request };
 
@@ -24,10 +19,14 @@ interface Queued {
   req: H1Request;
   handler: H1Handler;
 }
-export class H1Pool implements BudgetedPool, ConnOwner {
+export class H1Pool implements UpstreamPool, BudgetedPool, ConnOwner {
+  /** Response heads come validated, names lower-cased (h1-conn.ts parseHead). */
+  readonly validatedHeads = true;
   private readonly idle: Conn[] = [];
   private readonly all = new Set<Conn>();
   private readonly queue: Queued[] = [];
+  /** Requests that must go on a new connection (PoolRequest.fresh): served before `queue` by one. */
+  private readonly freshQueue: Queued[] = [];
   private connecting = 0;
   private running = 0;
   private closedPool = false;
@@ -50,7 +49,7 @@ export class H1Pool implements BudgetedPool, ConnOwner {
   }
 
   load(): { running: number; queued: number } {
-    return { running: this.running, queued: this.queue.length };
+    return { running: this.running, queued: this.queue.length + this.freshQueue.length };
   }
 
   closeIdle(): boolean {
@@ -63,7 +62,7 @@ export class H1Pool implements BudgetedPool, ConnOwner {
   get stats(): { running: number; queued: number; connected: number; free: number } {
     return {
       running: this.running,
-      queued: this.queue.length,
+      queued: this.queue.length + this.freshQueue.length,
       connected: this.all.size,
       free: this.idle.length,
     };
@@ -71,7 +70,20 @@ export class H1Pool implements BudgetedPool, ConnOwner {
 
   dispatch(req: H1Request, handler: H1Handler): void {
     if (this.closedPool) {
-      handler.onError(new H1Error('pool closed', 'UND_ERR_DESTROYED'));
+      handler.onError(new UpstreamFailure('pool closed', 'UND_ERR_DESTROYED', 'reset'));
+      return;
+    }
+    const body = req.body;
+    if (req.upgrade !== undefined || (body !== null && !(body instanceof Uint8Array))) {
+      // The cluster manager sends streamed bodies and upgrades to undici; never here.
+      handler.onError(
+        new UpstreamFailure('not supported by the raw pool', 'UND_ERR_NOT_SUPPORTED', 'protocol'),
+      );
+      return;
+    }
+    if (req.fresh === true) {
+      this.freshQueue.push({ req, handler });
+      this.grow();
       return;
     }
     const c = this.takeIdle();
@@ -89,13 +101,13 @@ export class H1Pool implements BudgetedPool, ConnOwner {
 
   private start(c: Conn, req: H1Request, handler: H1Handler): void {
     this.running++;
-    const wrapped = new Counting(this, handler, req);
+    const wrapped = new Counting(this, handler);
     c.send(req, wrapped);
   }
 
   private grow(): void {
     if (this.closedPool) return;
-    while (this.queue.length > this.connecting) {
+    while (this.queue.length + this.freshQueue.length > this.connecting) {
       if (!this.budget.tryAcquire()) {
         this.budget.wait(this.onSlot);
         return;
@@ -105,7 +117,7 @@ export class H1Pool implements BudgetedPool, ConnOwner {
         this.connecting--;
         if (err) {
           // A connect failure fails the oldest waiting request (the one this socket was for).
-          this.queue.shift()?.handler.onError(err);
+          (this.freshQueue.shift() ?? this.queue.shift())?.handler.onError(asFailure(err, false, false));
           return;
         }
         this.all.add(conn);
@@ -122,7 +134,7 @@ export class H1Pool implements BudgetedPool, ConnOwner {
       return;
     }
     if (!fresh) c.reused = true;
-    const next = this.queue.shift();
+    const next = (fresh ? this.freshQueue.shift() : undefined) ?? this.queue.shift();
     if (next) return this.start(c, next.req, next.handler);
     // Another pool of the cluster waits for a connection slot: give this one back.
     if (this.budget.contended) {
@@ -158,33 +170,17 @@ export class H1Pool implements BudgetedPool, ConnOwner {
     this.all.delete(c);
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
-    if (this.queue.length > 0) this.grow();
+    if (this.queue.length + this.freshQueue.length > 0) this.grow();
   }
 
   done(): void {
     this.running--;
   }
 
-  retryable(err: Error & { code?: string }): boolean {
-    return err.code === 'UND_ERR_SOCKET' || err.code === 'ECONNRESET' || err.code === 'EPIPE';
-  }
-
-  /** Replay a request whose reused socket died before any response byte (see Conn.fail). */
-  replay(h: H1Handler, err: Error): void {
-    const c = h as Counting;
-    if (!(c instanceof Counting) || c.replayed || !IDEMPOTENT.has(c.req.method)) {
-      h.onError(err);
-      return;
-    }
-    this.running--; // start() counts it again
-    c.replayed = true;
-    this.queue.unshift({ req: c.req, handler: c });
-    this.grow();
-  }
-
   async close(): Promise<void> {
     this.closedPool = true;
-    for (const q of this.queue.splice(0)) q.handler.onError(new H1Error('pool closed', 'UND_ERR_DESTROYED'));
+    for (const q of [...this.freshQueue.splice(0), ...this.queue.splice(0)])
+      q.handler.onError(new UpstreamFailure('pool closed', 'UND_ERR_DESTROYED', 'reset'));
     // Idle sockets close now; sockets with a request in flight finish it and close on release.
     for (const c of this.idle.splice(0)) c.socket.destroy();
     if (this.sweeper) clearInterval(this.sweeper);
@@ -193,24 +189,20 @@ export class H1Pool implements BudgetedPool, ConnOwner {
   }
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-
-/** Wraps a handler to keep the pool's running count, and remembers the request for a replay. */
+/** Wraps a handler to keep the pool's running count. */
 class Counting implements H1Handler {
-  replayed = false;
   private finished = false;
 
   constructor(
     private readonly pool: H1Pool,
     private readonly inner: H1Handler,
-    readonly req: H1Request,
   ) {}
 
   onConnect(abort: (err?: Error) => void): void {
     this.inner.onConnect(abort);
   }
 
-  onHeaders(status: number, raw: string[], resume: () => void, text: string): boolean {
+  onHeaders(status: number, raw: RawHeaders, resume: () => void, text: string): boolean {
     return this.inner.onHeaders(status, raw, resume, text);
   }
 
@@ -218,12 +210,12 @@ class Counting implements H1Handler {
     return this.inner.onData(chunk);
   }
 
-  onComplete(trailers: string[] | null): void {
+  onComplete(trailers: RawHeaders | null): void {
     this.end();
     this.inner.onComplete(trailers);
   }
 
-  onError(err: Error): void {
+  onError(err: UpstreamFailure): void {
     this.end();
     this.inner.onError(err);
   }

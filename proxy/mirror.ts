@@ -3,23 +3,35 @@
 // shadow service can tell copies from live traffic (Istio >= 1.28 can turn the suffix off in
 // istiod, DISABLE_SHADOW_HOST_SUFFIX; here COURIER_DISABLE_SHADOW_HOST_SUFFIX=true does).
 
-import type { Dispatcher } from 'undici';
 import type { CompiledRoute } from '../config/snapshot.js';
+import { overflows } from './cluster-manager.js';
 import type { ProxyDeps, Runtime } from './deps.js';
 import type { Exchange } from './exchange.js';
 import type { UpstreamRequest } from './upstream-headers.js';
+import type { PoolHandler } from './upstream-pool.js';
 
-const DISCARD = {
-  onConnect() {},
-  onHeaders() {
+/** Reads and drops a shadow response; the request counts as in flight until it ends. */
+class Discard implements PoolHandler {
+  constructor(private release: (() => void) | undefined) {}
+  onConnect(): void {}
+  onHeaders(): boolean {
     return true;
-  },
-  onData() {
+  }
+  onData(): boolean {
     return true;
-  },
-  onComplete() {},
-  onError() {},
-} as unknown as Dispatcher.DispatchHandler;
+  }
+  onComplete(): void {
+    this.end();
+  }
+  onError(): void {
+    this.end();
+  }
+  private end(): void {
+    const r = this.release;
+    this.release = undefined;
+    r?.();
+  }
+}
 
 const SUFFIX = process.env.COURIER_DISABLE_SHADOW_HOST_SUFFIX === 'true' ? '' : '-shadow';
 
@@ -47,18 +59,27 @@ export function sendMirrors(
     if (!cluster) continue;
     const ep = cluster.lb.pick({ hashKey: x.hashKey });
     if (!ep) continue;
-    try {
-      deps.manager.pool(cluster.config, ep).dispatch(
-        {
-          method: req.method,
-          path: req.path,
-          headers: { ...req.headers, host: shadowAuthority(String(req.headers.host ?? ''), SUFFIX) },
-          body: req.body as Buffer | null,
-        },
-        DISCARD,
-      );
-    } catch {
-      // best effort
+    // Envoy's shadow requests go through the shadow cluster's router and connection pool, so its
+    // circuit breakers count them, and trip for them: an overflowing shadow is not sent.
+    if (cluster.limited && overflows(cluster)) {
+      deps.manager.overflows.requests++;
+      continue;
     }
+    ep.active++;
+    cluster.circuit.active++;
+    const handler = new Discard(() => {
+      ep.active--;
+      cluster.circuit.active--;
+    });
+    // A mirror's body is buffered (a streamed request is not mirrored): the raw pool takes it.
+    deps.manager.poolFor(cluster.config, ep).dispatch(
+      {
+        method: req.method,
+        path: req.path,
+        headers: { ...req.headers, host: shadowAuthority(String(req.headers.host ?? ''), SUFFIX) },
+        body: req.body,
+      },
+      handler,
+    );
   }
 }

@@ -1,11 +1,12 @@
 // The last stage of an upgrade request (WebSocket and others): the request goes upstream with
 // its Upgrade header; once the upstream answers 101 the two sockets are piped both ways. An
 // upstream that answers without upgrading has its response passed on; local replies are written
-// to the raw socket (SocketResponse), which then closes.
+// to the raw socket (SocketResponse), which then closes. The upgrade goes through the pool the
+// cluster manager picks for it (undici), and counts as a request in flight (the endpoint's
+// `active` for LEAST_REQUEST, the cluster's circuit breakers) until the tunnel closes.
 
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Dispatcher } from 'undici';
 import { splitHostPort } from '../config/names.js';
 import type { ProxyDeps } from './deps.js';
 import type { DownstreamResponse, Exchange, OutgoingHeaders, UpgradeContext } from './exchange.js';
@@ -14,6 +15,7 @@ import { localReply } from './respond.js';
 import { MAX_TIMER_MS } from './timers.js';
 import { failureOutcome } from './upstream-failure.js';
 import { responseHeaders } from './upstream-headers.js';
+import type { PoolHandler, RawHeaders, UpstreamFailure, UpstreamPool } from './upstream-pool.js';
 
 /** The last stage for an upgrade request: `headers`/`path` are the upstream request as built. */
 export function tunnel(
@@ -27,7 +29,8 @@ export function tunnel(
   const res = x.res as SocketResponse;
   const m = deps.manager;
   const c = x.cluster;
-  let pool: Dispatcher;
+  let pool: UpstreamPool;
+  let held: (() => void) | undefined;
   if (passthrough || c?.config.discovery === 'original_dst') {
     const { host, port } = splitHostPort(x.authority);
     if (!host) return localReply(x, 'no_healthy_upstream', deps);
@@ -37,10 +40,20 @@ export function tunnel(
     if (!c) return localReply(x, 'no_cluster', deps);
     const ep = c.lb.pick({ hashKey: x.hashKey });
     if (!ep) return localReply(x, 'no_healthy_upstream', deps);
-    pool = m.pool(c.config, ep);
+    pool = m.poolFor(c.config, ep, 'upgrade');
     x.endpoint = ep;
     x.upstreamHost = ep.key;
+    // In flight until the exchange fails, a response that is not an upgrade completes, or the
+    // tunnel closes.
+    ep.active++;
+    c.circuit.active++;
+    held = () => {
+      held = undefined;
+      ep.active--;
+      c.circuit.active--;
+    };
   }
+  const release = () => held?.();
   // `settled`: the upstream answered (101 or another response) or the exchange failed. The route
   // timeout runs until the tunnel opens or a response that is not an upgrade is complete.
   let abort: ((err?: Error) => void) | undefined;
@@ -78,51 +91,52 @@ export function tunnel(
     x.upstreamServiceTime = Math.round(deps.now() - x.upstreamStart);
   };
   const upgrade = String(x.req.headers.upgrade ?? 'websocket');
-  pool.dispatch(
-    { method: up.method, path: up.path, headers: up.headers, upgrade } as Dispatcher.DispatchOptions,
-    {
-      onConnect(a: (err?: Error) => void) {
-        abort = a;
-        if (settled) a();
-      },
-      // An upstream that does not upgrade: its response goes to the client like any response.
-      onHeaders(status: number, raw: Buffer[]) {
-        if (settled) return false;
-        answered(status);
-        res.writeHead(status, responseHeaders(raw, x, deps.draining));
-        return true;
-      },
-      onData(chunk: Buffer) {
-        x.bytesSent += chunk.length;
-        return res.write(chunk);
-      },
-      onComplete() {
-        if (!settled) return fail('connection_termination');
-        stopTimer();
-        res.end();
-      },
-      onUpgrade(status: number, raw: Buffer[] | string[] | null, upstream: Socket) {
-        if (settled) return void upstream.destroy();
-        stopTimer();
-        answered(status);
-        let out = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Switching Protocols'}\r\n`;
-        const r = raw ?? [];
-        for (let i = 0; i < r.length; i += 2) out += `${String(r[i])}: ${String(r[i + 1])}\r\n`;
-        res.upgraded();
-        sock.write(`${out}\r\n`);
-        if (ctx.head.length > 0) upstream.write(ctx.head);
-        upstream.on('error', () => sock.destroy());
-        upstream.on('close', () => sock.destroy());
-        sock.on('close', () => upstream.destroy());
-        upstream.pipe(sock);
-        sock.pipe(upstream);
-      },
-      onError(err: Error & { code?: string }) {
-        if (settled && !res.headersSent) return; // aborted: the client left or the route timed out
-        fail(failureOutcome(x, err));
-      },
-    } as unknown as Dispatcher.DispatchHandler,
-  );
+  const handler: PoolHandler = {
+    onConnect(a: (err?: Error) => void) {
+      abort = a;
+      if (settled) a();
+    },
+    // An upstream that does not upgrade: its response goes to the client like any response.
+    onHeaders(status: number, raw: RawHeaders) {
+      if (settled) return false;
+      answered(status);
+      res.writeHead(status, responseHeaders(raw, x, deps.draining));
+      return true;
+    },
+    onData(chunk: Buffer) {
+      x.bytesSent += chunk.length;
+      return res.write(chunk);
+    },
+    onComplete() {
+      release();
+      if (!settled) return fail('connection_termination');
+      stopTimer();
+      res.end();
+    },
+    onUpgrade(status: number, raw: RawHeaders, upstream: Socket) {
+      upstream.once('close', release);
+      if (settled) return void upstream.destroy();
+      stopTimer();
+      answered(status);
+      let out = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Switching Protocols'}\r\n`;
+      const r = raw;
+      for (let i = 0; i < r.length; i += 2) out += `${String(r[i])}: ${String(r[i + 1])}\r\n`;
+      res.upgraded();
+      sock.write(`${out}\r\n`);
+      if (ctx.head.length > 0) upstream.write(ctx.head);
+      upstream.on('error', () => sock.destroy());
+      upstream.on('close', () => sock.destroy());
+      sock.on('close', () => upstream.destroy());
+      upstream.pipe(sock);
+      sock.pipe(upstream);
+    },
+    onError(err: UpstreamFailure) {
+      release();
+      if (settled && !res.headersSent) return; // aborted: the client left or the route timed out
+      fail(failureOutcome(x, err));
+    },
+  };
+  pool.dispatch({ method: up.method, path: up.path, headers: up.headers, body: null, upgrade }, handler);
 }
 
 /**

@@ -4,30 +4,13 @@
 
 import type { Exchange } from './exchange.js';
 import { connectFailure, type LocalOutcome } from './local-reply.js';
+import { type FailureKind, failureKind } from './upstream-pool.js';
 
-export type Failure = 'connect' | 'reset' | 'timeout' | 'overflow' | 'protocol';
-const CONNECT_CODES = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'ENOENT',
-]);
+export type Failure = FailureKind | 'overflow';
 
+/** The failure class of a transport error (one classifier, shared with the pools). */
 export function classify(err: Error & { code?: string }): Failure {
-  const code = err.code ?? '';
-  if (CONNECT_CODES.has(code)) return 'connect';
-  if (
-    err.name === 'HTTPParserError' ||
-    code.startsWith('HPE_') ||
-    code === 'UND_ERR_HEADERS_OVERFLOW' ||
-    code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
-  )
-    return 'protocol';
-  return 'reset';
+  return failureKind(err);
 }
 
 export const FAILURE_OUTCOME = {

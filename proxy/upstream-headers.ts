@@ -4,17 +4,14 @@
 // one. Shared by the forwarder, mirrors and upgrade tunnels.
 
 import { randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
 import { downstreamAddress, type Exchange } from './exchange.js';
 import { applyHeaderOps, connectionTokens, HOP_BY_HOP } from './http-util.js';
+import type { PoolRequest, RawHeaders } from './upstream-pool.js';
 
-export interface UpstreamRequest {
-  method: string;
-  path: string;
-  headers: Record<string, string | string[]>;
-  /** Buffered body (replayable), or the downstream stream itself, or none. */
-  body: Buffer | IncomingHttpHeaders['x'] | null;
+/** The request every attempt sends: dispatched as is to any upstream pool. */
+export interface UpstreamRequest extends PoolRequest {
   streamed: boolean;
+  fresh: boolean;
 }
 
 /** Request id and forwarding headers, set once per request before the first attempt. */
@@ -70,12 +67,13 @@ export function buildUpstreamRequest(x: Exchange): UpstreamRequest {
     headers,
     body: null,
     streamed: false,
+    fresh: false,
   };
 }
 
 /** Upstream response head → downstream: hop-by-hop stripped, route/destination ops, service time. */
 export function responseHeaders(
-  raw: Buffer[],
+  raw: RawHeaders,
   x: Exchange,
   draining: boolean,
 ): Record<string, string | string[]> {
@@ -86,7 +84,8 @@ export function responseHeaders(
     // The raw pool hands lower-cased strings; undici hands Buffers as received.
     const n = raw[i] as Buffer | string;
     const k = typeof n === 'string' ? n : n.toString('latin1').toLowerCase();
-    const v = (raw[i + 1] as Buffer).toString('latin1');
+    const rv = raw[i + 1] as Buffer | string;
+    const v = typeof rv === 'string' ? rv : rv.toString('latin1');
     if (k === 'connection') drop = connectionTokens(v);
     else if (k === 'transfer-encoding') sawTransferEncoding = true;
     if (HOP_BY_HOP.has(k)) continue;

@@ -1,14 +1,13 @@
-// Upstream I/O: build the upstream request once, then run attempts through undici keep-alive
-// pools with the route's timeout and retry policy; stream the response back with backpressure.
+// Upstream I/O: build the upstream request once, then run attempts through the pools the cluster
+// manager picks (upstream-pool.ts) with the route's timeout and retry policy, and the one replay
+// of an idle-socket race; stream the response back with backpressure.
 
 import type { IncomingMessage } from 'node:http';
-import type { Dispatcher } from 'undici';
 import { splitHostPort } from '../config/names.js';
 import type { CompiledRoute } from '../config/snapshot.js';
-import type { ClusterRuntime } from './cluster-manager.js';
+import { type ClusterRuntime, overflows } from './cluster-manager.js';
 import type { ProxyDeps, Runtime } from './deps.js';
 import type { Exchange } from './exchange.js';
-import { type H1Handler, H1Pool, type H1Request } from './h1-pool.js';
 import { hasOps } from './http-util.js';
 import type { Endpoint } from './lb/types.js';
 import { sendMirrors } from './mirror.js';
@@ -16,13 +15,30 @@ import type { AttemptResult } from './outlier-detection.js';
 import { localReply } from './respond.js';
 import { MAX_TIMER_MS as MAX_TIMER } from './timers.js';
 import { tunnel } from './tunnel.js';
-import { classify, FAILURE_OUTCOME, type Failure, noteFailure } from './upstream-failure.js';
+import { FAILURE_OUTCOME, type Failure, noteFailure } from './upstream-failure.js';
 import {
   buildUpstreamRequest,
   prepareRequestHeaders,
   responseHeaders,
   type UpstreamRequest,
 } from './upstream-headers.js';
+import type { PoolHandler, RawHeaders, UpstreamFailure, UpstreamPool } from './upstream-pool.js';
+
+/**
+ * The forwarder's timers (route and per-try timeouts, retry backoff, the replay's next tick): a
+ * seam, so unit tests run the forwarder on a fake clock (with deps.now) in milliseconds.
+ */
+export interface ForwarderTimers {
+  setTimeout(fn: () => void, ms: number): NodeJS.Timeout;
+  clearTimeout(t: NodeJS.Timeout): void;
+  setImmediate(fn: () => void): void;
+}
+
+export const timers: ForwarderTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (t) => clearTimeout(t),
+  setImmediate: (fn) => void setImmediate(fn),
+};
 
 /** RFC 9110 §9.2.2: safe to send twice. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -75,7 +91,7 @@ function start(
   body: Buffer | null,
   streamed: boolean,
 ): void {
-  req.body = streamed ? (x.req as never) : body;
+  req.body = streamed ? (x.req as IncomingMessage) : body;
   req.streamed = streamed;
   const route = x.route;
   if (route && route.mirrors.length > 0 && !streamed) sendMirrors(rt, x, route, req, deps);
@@ -85,9 +101,11 @@ function start(
 /** Runs attempts for one request. */
 class Forwarder {
   private current: Attempt | undefined;
+  /** The idle-socket race was replayed (once per request). */
   private resent = false;
-  /** The attempt in flight went through the raw HTTP/1.1 pool, which replays idle-socket races itself. */
-  viaH1Pool = false;
+  /** The pool of the attempt in flight hands validated string heads (writeRawHead can take them). */
+  rawHeads = false;
+  private pool: UpstreamPool | undefined;
   private readonly route: CompiledRoute | undefined;
 
   constructor(
@@ -103,7 +121,8 @@ class Forwarder {
     const x = this.x;
     const timeout = this.route?.timeoutMs ?? 0;
     // Node fires timers over 2^31-1 ms at once; such timeouts are effectively none.
-    if (timeout > 0 && timeout <= MAX_TIMER) x.routeTimer = setTimeout(() => this.onRouteTimeout(), timeout);
+    if (timeout > 0 && timeout <= MAX_TIMER)
+      x.routeTimer = timers.setTimeout(() => this.onRouteTimeout(), timeout);
     x.onAbort = () => this.current?.cancel();
     this.attempt();
   }
@@ -116,28 +135,21 @@ class Forwarder {
     else localReply(this.x, 'timeout', this.deps);
   }
 
-  private pick(): { ep?: Endpoint; pool?: Dispatcher; host?: string } {
+  private pick(): { ep?: Endpoint; pool?: UpstreamPool; host?: string } {
     const x = this.x;
     const cluster = x.cluster;
+    const m = this.deps.manager;
     if (this.passthrough || cluster?.config.discovery === 'original_dst') {
       const { host, port } = splitHostPort(x.authority);
       if (!host) return {};
       const p = port ?? 80;
-      return { pool: this.deps.manager.passthroughPool(host, p, cluster?.config), host: `${host}:${p}` };
+      return { pool: m.passthroughPool(host, p, cluster?.config), host: `${host}:${p}` };
     }
     const c = cluster as ClusterRuntime;
     const avoid = this.route?.retry.retryOtherHosts !== false ? x.attempted : undefined;
     const ep = c.lb.pick({ hashKey: x.hashKey, attempted: avoid });
     if (!ep) return {};
-    const m = this.deps.manager;
-    // The raw HTTP/1.1 fast path serves every request whose body is absent or buffered; undici
-    // serves streamed bodies and unix-socket endpoints.
-    const fast = m.fastPath && !this.req.streamed && !ep.address.startsWith('unix://');
-    return {
-      ep,
-      pool: (fast ? m.fastPool(c.config, ep) : m.pool(c.config, ep)) as unknown as Dispatcher,
-      host: ep.key,
-    };
+    return { ep, pool: m.poolFor(c.config, ep, this.req.streamed ? 'streamed' : 'buffered'), host: ep.key };
   }
 
   attempt(): void {
@@ -151,35 +163,69 @@ class Forwarder {
     }
     const { ep, pool, host } = this.pick();
     if (!pool) return localReply(x, 'no_healthy_upstream', this.deps);
-    this.viaH1Pool = pool instanceof H1Pool;
+    const c = x.cluster;
+    if (ep && c?.limited && overflows(c)) {
+      this.deps.manager.overflows.requests++;
+      return localReply(x, 'overflow', this.deps);
+    }
+    this.send(ep, pool, host ?? '-', false);
+  }
+
+  /** One dispatch: counted against the endpoint (LEAST_REQUEST) and the cluster's breakers. */
+  private send(ep: Endpoint | undefined, pool: UpstreamPool, host: string, fresh: boolean): void {
+    const x = this.x;
     const c = x.cluster;
     if (ep && c) {
-      if (c.limited && overflows(c)) {
-        this.deps.manager.overflows.requests++;
-        return localReply(x, 'overflow', this.deps);
-      }
       ep.active++;
       c.circuit.active++;
       if (x.attempt > 1) c.circuit.retriesActive++;
     }
     x.endpoint = ep;
-    x.upstreamHost = host ?? '-';
-    const headers = this.req.headers;
-    headers['x-envoy-attempt-count'] = String(x.attempt);
+    x.upstreamHost = host;
+    this.pool = pool;
+    this.rawHeads = pool.validatedHeads;
+    const req = this.req;
+    req.headers['x-envoy-attempt-count'] = String(x.attempt);
+    req.fresh = fresh;
     const a = new Attempt(this, ep);
     this.current = a;
     const perTry = this.route?.retry.perTryTimeoutMs ?? 0;
     if (perTry > 0 && perTry <= MAX_TIMER && this.route && this.route.timeoutMs !== perTry)
       a.startTimer(perTry);
     x.upstreamStart = this.deps.now();
-    // The raw pool takes the request as it is (never streamed there); undici gets its own shape.
-    if (this.viaH1Pool)
-      (pool as unknown as H1Pool).dispatch(this.req as H1Request, a as unknown as H1Handler);
-    else
-      pool.dispatch(
-        { method: this.req.method, path: this.req.path, headers, body: this.req.body as never },
-        a as unknown as Dispatcher.DispatchHandler,
-      );
+    pool.dispatch(req, a);
+  }
+
+  /**
+   * The one replay rule: a reused connection that failed before any response byte (typically a
+   * keep-alive socket the upstream closed just as this request went out) did not process the
+   * request. Re-send it once, on a fresh connection to the same endpoint, when that is safe
+   * (idempotent method, replayable body), outside the route's retry policy (as Go's and curl's
+   * clients do): not a retry, no backoff, no URX, the same attempt count.
+   */
+  replays(a: Attempt, err: UpstreamFailure): boolean {
+    const x = this.x;
+    if (
+      a !== this.current ||
+      x.done ||
+      this.resent ||
+      err.kind !== 'reset' ||
+      !err.reused ||
+      err.gotBytes ||
+      this.req.streamed ||
+      !IDEMPOTENT.has(x.method)
+    )
+      return false;
+    this.resent = true;
+    this.current = undefined;
+    const ep = x.endpoint;
+    const pool = this.pool as UpstreamPool;
+    const host = x.upstreamHost;
+    // Out of the failing pool's callback before dispatching to it again.
+    timers.setImmediate(() => {
+      if (!x.done) this.send(ep, pool, host, true);
+    });
+    return true;
   }
 
   /** A response status arrived: retry it, or let it through. */
@@ -233,29 +279,12 @@ class Forwarder {
     const delay = Math.floor(this.deps.random() * ceiling);
     this.current = undefined;
     this.x.retried = true;
-    setTimeout(() => this.attempt(), delay).unref();
+    timers.setTimeout(() => this.attempt(), delay).unref();
   }
 
-  failed(a: Attempt, f: Failure, err?: Error & { code?: string }): void {
+  failed(a: Attempt, f: Failure, err?: UpstreamFailure): void {
     if (a !== this.current || this.x.done) return;
     noteFailure(this.x, f, err);
-    // The connection closed before a response head: typically a keep-alive socket the upstream
-    // closed just as this request went out. Re-send once, at once, when that is safe (idempotent
-    // method, replayable body), outside the route's retry policy (as Go's and curl's clients do).
-    // Only for undici pools (passthrough, unix sockets, COURIER_FAST_PATH=0): H1Pool replays the
-    // race itself, precisely (a reused socket, no byte back).
-    if (
-      f === 'reset' &&
-      !this.resent &&
-      !this.viaH1Pool &&
-      !this.req.streamed &&
-      IDEMPOTENT.has(this.x.method)
-    ) {
-      this.resent = true;
-      this.current = undefined;
-      setImmediate(() => this.attempt());
-      return;
-    }
     if (this.retriableFailure(f)) {
       if (this.canRetry()) return this.retry();
       this.x.flag('URX');
@@ -271,8 +300,8 @@ class Forwarder {
   }
 }
 
-/** One try against one endpoint: an undici dispatch handler (the raw-headers API, no re-parsing). */
-class Attempt {
+/** One try against one endpoint: the pool handler (raw header pairs, no re-parsing). */
+class Attempt implements PoolHandler {
   private abortFn: ((err?: Error) => void) | undefined;
   private cancelled = false;
   private discard = false;
@@ -290,7 +319,7 @@ class Attempt {
   }
 
   startTimer(ms: number): void {
-    this.timer = setTimeout(() => {
+    this.timer = timers.setTimeout(() => {
       this.timer = undefined;
       if (this.discard) return;
       this.cancel();
@@ -308,7 +337,7 @@ class Attempt {
   private release(): void {
     if (this.released) return;
     this.released = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) timers.clearTimeout(this.timer);
     if (this.ep) {
       this.ep.active--;
       const c = this.f.x.cluster;
@@ -331,7 +360,7 @@ class Attempt {
     if (this.cancelled) abort();
   }
 
-  onHeaders(status: number, raw: Buffer[], resume: () => void, _text: string): boolean {
+  onHeaders(status: number, raw: RawHeaders, resume: () => void, _text: string): boolean {
     if (this.cancelled) return true;
     const f = this.f;
     const x = f.x;
@@ -344,7 +373,7 @@ class Attempt {
       return true;
     }
     if (this.timer) {
-      clearTimeout(this.timer);
+      timers.clearTimeout(this.timer);
       this.timer = undefined;
     }
     if (x.done || x.res.headersSent) {
@@ -360,12 +389,12 @@ class Attempt {
     // pairs go straight into the downstream head, without a header object in between.
     if (
       res.writeRawHead !== undefined &&
-      f.viaH1Pool &&
+      f.rawHeads &&
       !f.deps.draining &&
       x.setCookie === undefined &&
       (x.route === undefined || !hasOps(x.route.headers.response)) &&
       (x.destination === undefined || !hasOps(x.destination.headers.response)) &&
-      res.writeRawHead(status, raw as unknown as string[], [
+      res.writeRawHead(status, raw as string[], [
         'x-envoy-upstream-service-time',
         String(x.upstreamServiceTime),
       ])
@@ -387,18 +416,18 @@ class Attempt {
     return true;
   }
 
-  onComplete(_trailers: Buffer[] | null): void {
+  onComplete(_trailers: RawHeaders | null): void {
     this.release();
     if (this.discard || this.cancelled) return;
     const x = this.f.x;
     if (x.routeTimer) {
-      clearTimeout(x.routeTimer);
+      timers.clearTimeout(x.routeTimer);
       x.routeTimer = undefined;
     }
     x.res.end();
   }
 
-  onError(err: Error): void {
+  onError(err: UpstreamFailure): void {
     this.release();
     if (this.discard) return;
     if (this.cancelled) return;
@@ -409,22 +438,9 @@ class Attempt {
       x.res.destroy(err);
       return;
     }
+    // The idle-socket race is no failure of the endpoint: replayed, not recorded.
+    if (this.f.replays(this, err)) return;
     this.outcome('local');
-    this.f.failed(this, classify(err as Error & { code?: string }), err);
+    this.f.failed(this, err.kind, err);
   }
-}
-
-/**
- * Envoy's circuit breakers for one cluster: outstanding requests (http2MaxRequests), and pending
- * requests (http1MaxPendingRequests) once every connection the cluster may open
- * (maxConnections, across all its pools) is busy.
- */
-function overflows(c: ClusterRuntime): boolean {
-  const cp = c.config.connectionPool;
-  const circuit = c.circuit;
-  if (circuit.active >= cp.maxRequests) return true;
-  const budget = circuit.connections;
-  if (budget.open < budget.max) return false;
-  const load = budget.load();
-  return load.running + load.queued >= cp.maxConnections && load.queued >= cp.maxPendingRequests;
 }

@@ -1,10 +1,12 @@
 // The raw HTTP/1.1 fast path against raw upstream sockets: framing (Content-Length, chunked with
 // extensions and trailers, close-delimited), interim 1xx, HEAD/204/304, heads split across reads,
-// keep-alive reuse, maxRequestsPerConnection, the idle-socket race and protocol errors.
+// keep-alive reuse, maxRequestsPerConnection, the idle-socket race (reported, for the forwarder to
+// replay) and protocol errors.
 
 import { createServer, type Socket } from 'node:net';
 import t from 'tap';
 import { H1Pool, type H1Request } from '../../dist/proxy/h1-pool.js';
+import type { UpstreamFailure } from '../../dist/proxy/upstream-pool.js';
 
 type Reply = (sock: Socket, head: string) => void;
 
@@ -45,6 +47,7 @@ interface Result {
   headers: string[];
   body: string;
   error?: string;
+  failure?: UpstreamFailure;
 }
 
 function send(pool: H1Pool, req: Partial<H1Request> = {}): Promise<Result> {
@@ -58,7 +61,7 @@ function send(pool: H1Pool, req: Partial<H1Request> = {}): Promise<Result> {
         onConnect() {},
         onHeaders(s, raw) {
           status = s;
-          headers = raw;
+          headers = raw as string[];
           return true;
         },
         onData(c) {
@@ -68,12 +71,13 @@ function send(pool: H1Pool, req: Partial<H1Request> = {}): Promise<Result> {
         onComplete() {
           resolve({ status, headers, body: Buffer.concat(chunks).toString() });
         },
-        onError(err: Error & { code?: string }) {
+        onError(err) {
           resolve({
             status,
             headers,
             body: Buffer.concat(chunks).toString(),
             error: err.code ?? err.message,
+            failure: err,
           });
         },
       },
@@ -182,26 +186,47 @@ t.test('maxRequestsPerConnection closes after N', async (t) => {
   await pool.close();
 });
 
-t.test('the idle-socket race replays an idempotent request once on a fresh socket', async (t) => {
+t.test('the idle-socket race is reported as a reset on a reused socket with no byte back', async (t) => {
+  // (H1Pool replayed the race itself; the forwarder does now, from what the failure says.)
   let n = 0;
   const s = await server((sock) => {
     n++;
-    sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
-    if (n === 1) setTimeout(() => sock.destroy(), 30); // closes the kept-alive socket
+    if (n === 1) {
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      setTimeout(() => sock.destroy(), 30); // closes the kept-alive socket
+    } else if (n === 2)
+      sock.destroy(); // the request met the close
+    else sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
   });
   t.teardown(s.close);
   const pool = new H1Pool('127.0.0.1', s.port, opts);
   t.equal((await send(pool)).body, 'ok');
-  await new Promise((r) => setTimeout(r, 30)); // race window: our idle socket is being closed
-  const r = await send(pool);
-  t.equal(r.body, 'ok');
-  t.notOk(r.error);
+  const r = await send(pool); // back to back: the kept-alive socket, before the close
+  t.equal(r.error, 'UND_ERR_SOCKET');
+  t.match(r.failure, { kind: 'reset', reused: true, gotBytes: false });
+  const again = await send(pool, { fresh: true });
+  t.equal(again.body, 'ok', 'a fresh dispatch opens a new socket');
+  t.equal(s.conns(), 2);
+  await pool.close();
+});
+
+t.test('fresh dispatches never take an idle socket', async (t) => {
+  const s = await server((sock) => sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'));
+  t.teardown(s.close);
+  const pool = new H1Pool('127.0.0.1', s.port, opts);
+  t.equal((await send(pool)).body, 'ok');
+  t.equal((await send(pool, { fresh: true })).body, 'ok');
+  t.equal(s.conns(), 2, 'the fresh request opened its own socket');
+  t.equal((await send(pool)).body, 'ok');
+  t.equal(s.conns(), 2, 'and plain ones reuse');
   await pool.close();
 });
 
 t.test('errors: refused, reset before headers, body cut short, garbage, conflicting lengths', async (t) => {
   const dead = new H1Pool('127.0.0.1', 1, opts);
-  t.equal((await send(dead)).error, 'ECONNREFUSED');
+  const refused = await send(dead);
+  t.equal(refused.error, 'ECONNREFUSED');
+  t.match(refused.failure, { kind: 'connect', reused: false, gotBytes: false });
   const s = await server((sock, head) => {
     if (head.includes('/reset')) sock.destroy();
     else if (head.includes('/cut')) {
@@ -217,7 +242,10 @@ t.test('errors: refused, reset before headers, body cut short, garbage, conflict
   t.equal(cut.status, 200);
   t.equal(cut.body, 'part');
   t.equal(cut.error, 'UND_ERR_SOCKET');
-  t.equal((await send(pool, { path: '/garbage' })).error, 'HPE_INVALID');
+  t.match(cut.failure, { kind: 'reset', gotBytes: true });
+  const garbage = await send(pool, { path: '/garbage' });
+  t.equal(garbage.error, 'HPE_INVALID');
+  t.equal(garbage.failure?.kind, 'protocol');
   t.equal((await send(pool, { path: '/lengths' })).error, 'HPE_INVALID');
   await pool.close();
   await dead.close();
