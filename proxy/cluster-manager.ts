@@ -1,6 +1,6 @@
 // Runtime side of clusters: endpoint objects with live counters, a load balancer per cluster,
 // and the keep-alive upstream pools per endpoint, chosen per request need (`poolFor`): the raw
-// HTTP/1.1 pool, or undici for streamed bodies, unix sockets and upgrades (upstream-pool.ts). Rebuilt when a snapshot arrives; endpoint
+// HTTP/1.1 pool, or undici for streamed bodies and upgrades (upstream-pool.ts). Rebuilt when a snapshot arrives; endpoint
 // state and pools survive reloads when the endpoint is unchanged, so counters and warm
 // connections carry over. Hostnames of DNS clusters are resolved in the background
 // (dns-resolver.ts): one endpoint per resolved address, swapped into the live ClusterRuntime
@@ -170,12 +170,12 @@ export class ClusterManager {
 
   /**
    * The pool for a request to an endpoint of a cluster: the raw HTTP/1.1 pool for a buffered or
-   * absent body, undici for a streamed body, an upgrade or a unix socket (and for everything with
-   * COURIER_FAST_PATH=0). Every pool of the cluster opens connections from its one budget.
+   * absent body (over TCP or a unix socket), undici for a streamed body or an upgrade (and for
+   * everything with COURIER_FAST_PATH=0). Every pool of the cluster opens connections from its
+   * one budget.
    */
   poolFor(cluster: Cluster, ep: Endpoint, need: PoolNeed = 'buffered'): UpstreamPool {
-    if (need === 'buffered' && this.fastPath && !ep.address.startsWith('unix://'))
-      return this.fastPool(cluster, ep);
+    if (need === 'buffered' && this.fastPath) return this.fastPool(cluster, ep);
     return this.pool(cluster, ep);
   }
 

@@ -80,18 +80,17 @@ export class Conn {
   ) {
     // Reads land in one shared buffer (no stream push, no Buffer per read); onData copies what
     // outlives the call (a partial head or chunk line, body bytes handed to the handler).
-    const s = connect({
-      host,
-      port,
-      noDelay: true,
-      onread: {
-        buffer: READ_BUFFER,
-        callback: (n: number, b: Uint8Array) => {
-          this.onData((b as Buffer).subarray(0, n));
-          return true;
-        },
+    const onread = {
+      buffer: READ_BUFFER,
+      callback: (n: number, b: Uint8Array) => {
+        this.onData((b as Buffer).subarray(0, n));
+        return true;
       },
-    });
+    };
+    // A `unix://` endpoint address is a socket path (the port does not apply).
+    const s = host.startsWith('unix://')
+      ? connect({ path: host.slice('unix://'.length), onread })
+      : connect({ host, port, noDelay: true, onread });
     this.socket = s;
     let timer: NodeJS.Timeout | undefined = setTimeout(() => {
       timer = undefined;

@@ -1,8 +1,8 @@
-// The fast path for the common case: HTTP/1.1 to an upstream over pooled keep-alive sockets, a
-// request head serialised in one string and written with its (buffered) body in one write, and a
-// minimal response parser (status line, headers, Content-Length / chunked / close-delimited
-// bodies). It implements the upstream pool contract (upstream-pool.ts), as the undici adapter
-// does for what this does not cover (streamed request bodies, upgrades, unix sockets). A failure
+// The fast path for the common case: HTTP/1.1 to an upstream over pooled keep-alive sockets (TCP
+// or unix), a request head serialised in one string and written with its (buffered) body in one
+// write, and a minimal response parser (status line, headers, Content-Length / chunked /
+// close-delimited bodies). It implements the upstream pool contract (upstream-pool.ts), as the
+// undici adapter does for what this does not cover (streamed request bodies, upgrades). A failure
 // says whether the socket was reused and whether any byte came back; replaying the idle-socket
 // race is the forwarder's decision, not the pool's.
 // Measured on the bench config: a bare forwarder on undici cost ~60 µs/request of CPU, the same

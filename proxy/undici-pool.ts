@@ -1,6 +1,6 @@
 // The upstream pool contract (upstream-pool.ts) over an undici Pool, for what the raw HTTP/1.1
-// pool does not do: streamed request bodies, unix-socket endpoints, upgrades, original-destination
-// passthrough (and every request with COURIER_FAST_PATH=0). Failures become `UpstreamFailure`s.
+// pool does not do: streamed request bodies and upgrades (also original-destination passthrough,
+// and every request with COURIER_FAST_PATH=0). Failures become `UpstreamFailure`s.
 //
 // undici does not say which socket served a request, so `reused` is inferred: the request was
 // dispatched while the pool had a connection open (undici serves from an idle connection before

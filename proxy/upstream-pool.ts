@@ -2,7 +2,7 @@
 // mirrors and upgrade tunnels ask the cluster manager for a pool (cluster-manager.ts picks the
 // implementation per cluster, endpoint and request need) and dispatch through it the same way:
 // the raw HTTP/1.1 pool (h1-pool.ts) for bodyless and buffered requests, the undici adapter
-// (undici-pool.ts) for streamed bodies, unix sockets, upgrades and passthrough. Every failure is
+// (undici-pool.ts) for streamed bodies, upgrades and passthrough. Every failure is
 // an `UpstreamFailure` that says what failed, on what kind of connection, and whether any
 // response byte had arrived: enough for the forwarder's single idle-race replay rule.
 

@@ -4,6 +4,8 @@
 // Real upstream sockets on port 0; each case states the contract it pins.
 
 import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import t from 'tap';
 import type { Cluster } from '../../dist/config/snapshot.js';
@@ -24,7 +26,10 @@ interface Upstream {
 }
 
 /** A raw HTTP/1.1 upstream: `reply` gets each complete request (Content-Length or chunked body). */
-async function upstream(reply: (sock: Socket, head: string, nth: number) => void): Promise<Upstream> {
+async function upstream(
+  reply: (sock: Socket, head: string, nth: number) => void,
+  unixPath?: string,
+): Promise<Upstream> {
   let conns = 0;
   let open = 0;
   let peak = 0;
@@ -73,9 +78,9 @@ async function upstream(reply: (sock: Socket, head: string, nth: number) => void
     });
     sock.on('error', () => {});
   });
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => (unixPath ? s.listen(unixPath, r) : s.listen(0, '127.0.0.1', r)));
   return {
-    port: (s.address() as { port: number }).port,
+    port: unixPath ? 0 : (s.address() as { port: number }).port,
     conns: () => conns,
     peak: () => peak,
     seen,
@@ -189,6 +194,16 @@ function runTest(s: Subject): void {
 
     t.test('the cluster manager hands out this implementation', async (t) => {
       t.equal(poolOf(1).validatedHeads, s.validatedHeads);
+    });
+
+    t.test('a unix-socket endpoint, kept alive', async (t) => {
+      const path = join(tmpdir(), `courier-pool-${process.pid}-${++clusterSeq}.sock`);
+      const u = await upstream((sock) => sock.write(OK), path);
+      t.teardown(u.close);
+      const pool = m.poolFor(cluster(), makeEndpoint(`unix://${path}`, 80), s.need);
+      t.equal(pool.validatedHeads, s.validatedHeads, 'the same implementation as over TCP');
+      for (let i = 0; i < 3; i++) t.equal((await send(pool)).body, 'ok');
+      t.equal(u.conns(), 1);
     });
 
     t.test('a GET: status, headers, body', async (t) => {
