@@ -281,7 +281,7 @@ async function main() {
           `${n} ${room.ok ? fmtRatio(summary.courier.rps, summary[n].rps) : 'withheld'}${notSaturated.includes(n) ? '*' : ''}`,
       );
     console.log(
-      `\ncourier ÷ ${vs.join(', ')}   courier 90/10 split: ${v2Share === null ? '-' : `${(v2Share * 100).toFixed(1)}% to v2`}`,
+      `\n${vs.length ? `courier ÷ ${vs.join(', ')}   ` : ''}courier 90/10 split: ${v2Share === null ? '-' : `${(v2Share * 100).toFixed(1)}% to v2`}`,
     );
     Object.assign(results, {
       warmup,
