@@ -250,10 +250,23 @@ export function notEnforced(
     (g) => !identity || (identity.mode === 'router' && labelsMatch(g.spec.selector, identity.labels)),
   );
   const gatewayNames = new Set(gateways.map((g) => `${g.namespace}/${g.name}`));
+  // Servers sharing a port are served by one listener whose protocol is the first server's (as
+  // Istio merges them); a server of another protocol on that port is not served at all.
+  const portProtocol = new Map<string, string>();
   for (const gw of gateways)
     gw.spec.servers.forEach((s, i) => {
       const m = serverMessage(s);
       if (m) add(gw, `spec.servers[${i}].port.protocol`, m);
+      const key = `${s.bind || '0.0.0.0'}:${s.port.number}`;
+      const proto = s.port.protocol.toUpperCase();
+      const first = portProtocol.get(key);
+      if (first === undefined) portProtocol.set(key, proto);
+      else if (sameListener(first) !== sameListener(proto))
+        add(
+          gw,
+          `spec.servers[${i}].port`,
+          `port ${s.port.number} is already taken by a ${first} server: this ${proto} server is not served (servers sharing a port must share a protocol)`,
+        );
     });
 
   const exportTo = (r: AnyResource, list: string[] | undefined) => {
@@ -379,4 +392,11 @@ export function countByKind(list: readonly NotEnforced[]): Map<string, number> {
   const m = new Map<string, number>();
   for (const n of list) m.set(n.kind, (m.get(n.kind) ?? 0) + 1);
   return m;
+}
+
+/** Protocols one HTTP listener serves together (HTTP, HTTP2, GRPC share the HTTP codec). */
+function sameListener(protocol: string): string {
+  return protocol === 'HTTP' || protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB'
+    ? 'http'
+    : protocol;
 }

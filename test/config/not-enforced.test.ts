@@ -475,3 +475,25 @@ t.test('courier validate prints each as a warning and exits 0', async (t) => {
     /^warning: \S*dr\.yaml\[2\] Gateway\/default\/gw: spec\.servers\[7\]\.port\.protocol: GRPC is served as HTTP\/1\.1/m,
   );
 });
+
+t.test('a server on a port taken by a server of another protocol is reported as not served', async (t) => {
+  const gw = net(
+    'Gateway',
+    `selector: {istio: ingressgateway}
+servers:
+- port: {number: 8443, name: https, protocol: HTTPS}
+  hosts: [a.example.com]
+  tls: {mode: SIMPLE, credentialName: a}
+- port: {number: 8443, name: http, protocol: HTTP}
+  hosts: [b.example.com]
+- port: {number: 8080, name: http-c, protocol: HTTP}
+  hosts: [c.example.com]
+- port: {number: 8080, name: grpc, protocol: GRPC}
+  hosts: [d.example.com]`,
+    '{name: gw}',
+  );
+  const got = lines(t, [gw], ROUTER).filter((l) => l.includes('already taken'));
+  t.same(got, [
+    'c.yaml[0] Gateway/default/gw: spec.servers[1].port: port 8443 is already taken by a HTTPS server: this HTTP server is not served (servers sharing a port must share a protocol)',
+  ]);
+});
