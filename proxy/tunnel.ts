@@ -8,6 +8,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { splitHostPort } from '../config/names.js';
+import { overflows } from './cluster-manager.js';
 import type { ProxyDeps } from './deps.js';
 import type { DownstreamResponse, Exchange, OutgoingHeaders, UpgradeContext } from './exchange.js';
 import type { LocalOutcome } from './local-reply.js';
@@ -40,6 +41,11 @@ export function tunnel(
     if (!c) return localReply(x, 'no_cluster', deps);
     const ep = c.lb.pick({ hashKey: x.hashKey });
     if (!ep) return localReply(x, 'no_healthy_upstream', deps);
+    // The cluster's breakers trip for upgrades as for any request (Envoy: 503 UO).
+    if (c.limited && overflows(c)) {
+      m.overflows.requests++;
+      return localReply(x, 'overflow', deps);
+    }
     pool = m.poolFor(c.config, ep, 'upgrade');
     x.endpoint = ep;
     x.upstreamHost = ep.key;

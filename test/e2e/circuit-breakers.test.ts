@@ -64,12 +64,31 @@ const b = await startUpstream('b', slowly);
 countConnections(a);
 countConnections(b);
 
+/** An upstream that upgrades and keeps each tunnel open until the client closes it. */
+const ws = await startUpstream('ws');
+ws.server.on('upgrade', (_req, sock: Socket) => {
+  sock.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n');
+  sock.on('end', () => sock.end());
+  sock.on('error', () => {});
+});
+
 const gw = await freePort();
 const base = `${gatewayYaml(gw)}
 ---
 ${serviceEntryYaml('held.default.svc.cluster.local', [{ port: hold.port }])}
 ---
 ${serviceEntryYaml('pair.default.svc.cluster.local', [{ port: a.port }, { port: b.port }])}
+---
+${serviceEntryYaml('ws.default.svc.cluster.local', [{ port: ws.port }])}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ws}
+spec:
+  host: ws
+  trafficPolicy:
+    connectionPool:
+      http: {http2MaxRequests: 1}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -100,6 +119,8 @@ spec:
   http:
   - match: [{uri: {prefix: /held}}]
     route: [{destination: {host: held}}]
+  - match: [{uri: {prefix: /ws}}]
+    route: [{destination: {host: ws}}]
   - match: [{uri: {prefix: /mirrored}}]
     route: [{destination: {host: pair}}]
     mirror: {host: pair}
@@ -116,7 +137,7 @@ const agent = await startAgent({ configDir: dir, concurrency: 1 });
 t.teardown(async () => {
   for (const release of held.splice(0)) release();
   await agent.stop();
-  await Promise.all([hold, a, b].map((u) => u.close()));
+  await Promise.all([hold, a, b, ws].map((u) => u.close()));
 });
 
 async function version(): Promise<string> {
@@ -225,4 +246,44 @@ t.test('maxConnections: 2 over two endpoints never opens a third connection, on 
   t.ok(statuses.includes(101), 'upgrades went through');
   t.ok(open.max >= 1 && open.max <= 2, `at most 2 upstream connections at once (saw ${open.max})`);
   t.ok(a.hits + b.hits >= 48, `both paths reached the endpoints (${a.hits} + ${b.hits})`);
+});
+
+/** Open a WebSocket-style tunnel through the gateway: the status and the socket (left open). */
+function openTunnel(path: string): Promise<{ status: number; head: string; sock: Socket }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(gw, '127.0.0.1', () =>
+      sock.write(
+        `GET ${path} HTTP/1.1\r\nhost: example.com\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n`,
+      ),
+    );
+    let head = '';
+    const done = () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), head, sock });
+    sock.on('data', (d) => {
+      head += d.toString('latin1');
+      // A 101 leaves the tunnel open; any other answer closes the connection after its body.
+      if (/^HTTP\/1\.1 101 [\s\S]*\r\n\r\n/.test(head)) done();
+    });
+    sock.on('error', reject);
+    sock.on('close', done);
+  });
+}
+
+t.test('an open tunnel holds a request slot: the breakers answer 503 UO until it closes', async (t) => {
+  const first = await openTunnel('/ws/1');
+  t.equal(first.status, 101, 'the first upgrade opens');
+  const second = await openTunnel('/ws/2');
+  t.equal(second.status, 503, 'a second upgrade overflows while the first tunnel is open');
+  t.match(second.head, /x-envoy-overloaded: true/);
+  t.match(second.head, /reset reason: overflow$/);
+  second.sock.destroy();
+  const plain = await request(gw, '/ws/plain');
+  t.equal(plain.status, 503, 'so does an ordinary request to the cluster');
+  first.sock.end();
+  for (let i = 0; i < 100; i++) {
+    const again = await openTunnel('/ws/3');
+    again.sock.destroy();
+    if (again.status === 101) return t.pass('the slot is free once the tunnel closed');
+    await sleep(20);
+  }
+  t.fail('the slot never came back after the tunnel closed');
 });
