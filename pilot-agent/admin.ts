@@ -39,6 +39,12 @@ export function describeListeners(s: Snapshot) {
     port: l.port,
     protocol: l.protocol,
     kind: l.kind,
+    // Envoy's filter_chains: what a connection's first bytes (and SNI) select on this port.
+    filter_chains: l.filterChains.map((c) => ({
+      transport: c.transport,
+      transport_protocol: c.match.transportProtocol,
+      server_names: c.match.serverNames,
+    })),
     virtual_hosts: l.routes.virtualHosts.map((vh) => ({
       name: vh.name,
       domains: vh.domains,

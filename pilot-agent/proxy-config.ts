@@ -11,6 +11,7 @@ interface ListenerInfo {
   port: number;
   protocol: string;
   kind: string;
+  filter_chains?: { transport: string; server_names: string[] }[];
   virtual_hosts: {
     name: string;
     domains: string[];
@@ -52,7 +53,7 @@ export function renderProxyConfig(kind: string, listeners: ListenerInfo[], clust
   switch (kind) {
     case 'listeners':
       return table(
-        ['NAME', 'ADDRESS', 'PORT', 'PROTOCOL', 'KIND', 'VIRTUAL HOSTS'],
+        ['NAME', 'ADDRESS', 'PORT', 'PROTOCOL', 'KIND', 'VIRTUAL HOSTS', 'FILTER CHAINS'],
         listeners.map((l) => [
           l.name,
           l.address,
@@ -60,6 +61,11 @@ export function renderProxyConfig(kind: string, listeners: ListenerInfo[], clust
           l.protocol,
           l.kind,
           String(l.virtual_hosts.length),
+          (l.filter_chains ?? [])
+            .map((c) =>
+              c.server_names.length ? `${c.transport} (${c.server_names.join(',')})` : c.transport,
+            )
+            .join(', ') || '-',
         ]),
       );
     case 'routes':

@@ -23,6 +23,10 @@ t.test('listeners and routes tables', async (t) => {
   t.equal(l.status, 0, l.stderr);
   t.match(l.stdout, /^NAME\s+ADDRESS\s+PORT\s+PROTOCOL\s+KIND/);
   t.match(l.stdout, new RegExp(`0\\.0\\.0\\.0_${port}\\s+0\\.0\\.0\\.0\\s+${port}\\s+HTTP\\s+gateway`));
+  t.match(l.stdout, /\s+FILTER CHAINS\n/, 'the filter-chain column');
+  t.match(l.stdout, new RegExp(`0\\.0\\.0\\.0_${port}\\s.*\\shttp$`, 'm'), 'one plaintext http chain');
+  const j = JSON.parse(courier('listeners', '-o', 'json').stdout) as { filter_chains: unknown[] }[];
+  t.same(j[0]?.filter_chains, [{ transport: 'http', transport_protocol: 'raw_buffer', server_names: [] }]);
   const r = courier('routes');
   t.match(r.stdout, /split\s+default\/demo\s+outbound\|80\|v1\|demo\.default\.svc\.cluster\.local \(90\)/);
   t.match(r.stdout, /teapot\s+default\/demo\s+direct response 418/);
