@@ -19,7 +19,7 @@ import type {
 } from '../snapshot.js';
 import type { Resource, RouteDestination, Server } from '../types.js';
 import { plaintextHttpChains } from './filter-chains.js';
-import { compileHttpRoute, isCatchAll, type RouteContext } from './routes.js';
+import { compileVsHttpRoutes, type RouteContext } from './routes.js';
 import { buildRouteTable } from './virtual-hosts.js';
 
 const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
@@ -118,19 +118,9 @@ function httpRouteTable(
     const k = `${vs.namespace}/${vs.name}`;
     let rs = vsRoutes.get(k);
     if (!rs) {
-      rs = [];
-      const http = vs.spec.http ?? [];
-      for (let i = 0; i < http.length; i++) {
-        const src = http[i];
-        if (!src) continue;
-        const r = compileHttpRoute(src, i, vs, ctx);
-        if (!r) continue;
-        rs.push(r);
-        if (isCatchAll(src, vs.namespace, ctx)) {
-          catchAll.add(r);
-          break; // Istio stops generating routes after a catch-all
-        }
-      }
+      const compiled = compileVsHttpRoutes(vs, ctx);
+      rs = compiled.routes;
+      if (compiled.catchAll) catchAll.add(compiled.catchAll);
       vsRoutes.set(k, rs);
     }
     return rs;

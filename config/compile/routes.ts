@@ -278,3 +278,22 @@ export function isCatchAll(src: HTTPRoute, vsNamespace: string, ctx: RouteContex
       !m.queryParams,
   );
 }
+
+/** A VirtualService's http routes in order, up to its first catch-all: Istio generates no route
+ *  after one. `catchAll` is that route, if there is one. */
+export function compileVsHttpRoutes(
+  vs: Resource<'VirtualService'>,
+  ctx: RouteContext,
+): { routes: CompiledRoute[]; catchAll: CompiledRoute | undefined } {
+  const routes: CompiledRoute[] = [];
+  const http = vs.spec.http ?? [];
+  for (let i = 0; i < http.length; i++) {
+    const src = http[i];
+    if (!src) continue;
+    const r = compileHttpRoute(src, i, vs, ctx);
+    if (!r) continue;
+    routes.push(r);
+    if (isCatchAll(src, vs.namespace, ctx)) return { routes, catchAll: r };
+  }
+  return { routes, catchAll: undefined };
+}

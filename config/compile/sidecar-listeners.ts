@@ -7,7 +7,7 @@ import type { Destination, Resource, SidecarSpec } from '../types.js';
 import { clusterName, inboundClusterName } from './clusters.js';
 import { plaintextHttpChains } from './filter-chains.js';
 import type { Registry, Service } from './registry.js';
-import { compileHttpRoute, defaultRetryPolicy, isCatchAll, NO_HEADERS, type RouteContext } from './routes.js';
+import { compileVsHttpRoutes, defaultRetryPolicy, NO_HEADERS, type RouteContext } from './routes.js';
 import { buildRouteTable } from './virtual-hosts.js';
 
 export interface SidecarInputs {
@@ -114,16 +114,7 @@ export function buildSidecarListeners(inp: SidecarInputs): Listener[] {
       gatewayRef,
       resolve: (d, ns) => inp.resolve(d, ns, port),
     };
-    const out: CompiledRoute[] = [];
-    const http = vs.spec.http ?? [];
-    for (let i = 0; i < http.length; i++) {
-      const src = http[i];
-      if (!src) continue;
-      const r = compileHttpRoute(src, i, vs, ctx);
-      if (!r) continue;
-      out.push(r);
-      if (isCatchAll(src, vs.namespace, ctx)) break;
-    }
+    const out = compileVsHttpRoutes(vs, ctx).routes;
     return out.length > 0 ? out : [defaultRoute(host, port, svc)];
   };
   const covered = new Set<string>();
