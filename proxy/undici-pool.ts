@@ -4,7 +4,9 @@
 //
 // undici does not say which socket served a request, so `reused` is inferred: the request was
 // dispatched while the pool had a connection open (undici serves from an idle connection before
-// it opens one). A request on a pool with no connection is on a fresh one for certain.
+// it opens one). A request on a pool with no connection is on a fresh one for certain. Nor can
+// undici be told to use a new connection: `PoolRequest.fresh` is not honoured here, so a replay on
+// this path may meet another stale idle socket (and then fails as a reset, as it did before).
 
 import type { Socket } from 'node:net';
 import type { Dispatcher, Pool } from 'undici';

@@ -39,7 +39,10 @@ export interface PoolRequest {
   body: Buffer | Readable | null;
   /** The Upgrade protocol (websocket, ...): the handler's onUpgrade gets the socket on a 101. */
   upgrade?: string | undefined;
-  /** Send on a new connection, never an idle one (the replay after an idle-socket race). */
+  /**
+   * Send on a new connection, never an idle one (the replay after an idle-socket race). The raw
+   * pool honours it; undici cannot be told, so there it is a hint only (undici-pool.ts).
+   */
   fresh?: boolean;
 }
 
