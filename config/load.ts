@@ -9,6 +9,7 @@
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import type { SecretDoc } from './credentials.js';
 import { type IgnoredDoc, isUnservedKind } from './not-enforced.js';
 import {
   type AnyResource,
@@ -30,6 +31,8 @@ export interface LoadResult {
   /** Documents of kinds courier does not load but which change traffic: listed as not enforced. */
   ignored: IgnoredDoc[];
   files: string[];
+  /** `v1` Secret documents (TLS material for `credentialName`), decoded; never listed as resources. */
+  secrets: SecretDoc[];
 }
 
 const EXT = /\.(ya?ml|json)$/i;
@@ -154,6 +157,40 @@ export function parseFile(file: string, text: string, errors: ConfigError[]): un
   return out;
 }
 
+const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
+
+/**
+ * A core `v1` Secret: `data` (base64) and `stringData` (text, winning over `data` as the API
+ * server merges them). No namespace: the proxy's own (resolved with the credential).
+ */
+function readSecret(
+  doc: Record<string, unknown>,
+  at: { file: string; index: number },
+  errors: ConfigError[],
+): SecretDoc | undefined {
+  const meta = isPlainObject(doc.metadata) ? doc.metadata : {};
+  const resource = describe(doc);
+  const fail = (path: string, message: string) => {
+    errors.push({ ...at, resource, path, message });
+    return undefined;
+  };
+  if (typeof meta.name !== 'string' || meta.name === '') return fail('metadata.name', 'is required');
+  const data: Record<string, string> = {};
+  for (const field of ['data', 'stringData'] as const) {
+    const v = doc[field];
+    if (v === undefined || v === null) continue;
+    if (!isPlainObject(v)) return fail(field, 'must be a mapping of key to value');
+    for (const [k, raw] of Object.entries(v)) {
+      if (typeof raw !== 'string') return fail(`${field}.${k}`, 'must be a string');
+      if (field === 'stringData') data[k] = raw;
+      else if (!BASE64.test(raw)) return fail(`${field}.${k}`, 'is not base64');
+      else data[k] = Buffer.from(raw, 'base64').toString('utf8');
+    }
+  }
+  const namespace = typeof meta.namespace === 'string' ? meta.namespace : '';
+  return Object.freeze({ name: meta.name, namespace, data: Object.freeze(data), source: at });
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -191,6 +228,7 @@ export function loadConfig(
   const notes: string[] = [];
   const ignored: IgnoredDoc[] = [];
   const resources: AnyResource[] = [];
+  const secrets: SecretDoc[] = [];
   const seenFiles = new Set<string>();
   const files = paths.flatMap((p) => listConfigFiles(p, errors, seenFiles));
   for (const f of files) {
@@ -222,6 +260,11 @@ export function loadConfig(
         }
         const { kind, apiVersion } = doc;
         const group = typeof apiVersion === 'string' ? apiVersion.split('/')[0] : undefined;
+        if (kind === 'Secret' && apiVersion === 'v1') {
+          const sec = readSecret(doc, at, errors);
+          if (sec) secrets.push(sec);
+          continue;
+        }
         if (isUnservedKind(apiVersion, kind)) {
           ignored.push({ kind: String(kind), apiVersion: String(apiVersion), ...identify(doc), source: at });
           continue;
@@ -281,7 +324,7 @@ export function loadConfig(
     });
   }
   checkDuplicates(resources, opts.duplicates === 'warning' ? warnings : errors, warnings);
-  return { resources, errors, warnings, notes, ignored, files };
+  return { resources, errors, warnings, notes, ignored, files, secrets };
 }
 
 /** A repeated `Kind/namespace/name`; for security kinds (never rejected) always a warning. */

@@ -170,15 +170,60 @@ export interface FilterChainMatch {
   readonly serverNames: readonly string[];
 }
 
-/** Server-side TLS of a terminating chain: a Gateway server's `tls` (material referenced, not loaded). */
+/**
+ * PEM material a TLS context is built from, resolved by the agent (config/credentials.ts) from a
+ * Secret document, a `--credentials-dir` entry or files, and validated there: a context built
+ * from it does not throw. `error` set: unusable (a server chain refuses its connections, a
+ * cluster answers 503), with the reason that was reported.
+ */
+export interface TlsMaterial {
+  /** Where it came from: `kubernetes://ns/name`, `file:<cert>~<key>`, ... */
+  readonly source: string;
+  readonly cert?: string;
+  readonly key?: string;
+  /** CA bundle (client certificates for a server; upstream certificates for a cluster). */
+  readonly ca?: string;
+  readonly crl?: string;
+  readonly error?: string;
+  /** Short hash of the contents: contexts and pools are keyed by it. */
+  readonly hash: string;
+}
+
+/** Server-side TLS of a terminating chain: a Gateway server's `tls`, with its material. */
 export interface ServerTls {
   readonly mode: 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL' | 'ISTIO_MUTUAL';
   readonly credentialName?: string;
   readonly serverCertificate?: string;
   readonly privateKey?: string;
   readonly caCertificates?: string;
-  readonly minProtocolVersion?: string;
-  readonly maxProtocolVersion?: string;
+  /** Node's names: `TLSv1`, `TLSv1.1`, `TLSv1.2`, `TLSv1.3`; undefined = Node/Istio default. */
+  readonly minVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+  readonly maxVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+  /** OpenSSL cipher list (TLS ≤ 1.2 suites, `:`-joined; unknown names dropped), if set. */
+  readonly ciphers?: string;
+  /** A client certificate must carry one of these SANs (exact). */
+  readonly subjectAltNames: readonly string[];
+  /** base64 SHA-256 of the client certificate's SPKI. */
+  readonly verifyCertificateSpki: readonly string[];
+  /** lowercase hex SHA-256 of the client certificate's DER, without colons. */
+  readonly verifyCertificateHash: readonly string[];
+  /** Undefined only for ISTIO_MUTUAL (the workload identity, not served yet). */
+  readonly material?: TlsMaterial;
+}
+
+/** Upstream TLS of a cluster (DestinationRule `tls`): origination. */
+export interface ClientTls {
+  readonly mode: 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
+  /** Explicit SNI; undefined: the request's authority without port (none for an IP). */
+  readonly sni?: string;
+  /** Exact SANs the upstream certificate must carry; empty: see `verifyHostname`. */
+  readonly subjectAltNames: readonly string[];
+  readonly insecureSkipVerify: boolean;
+  readonly credentialName?: string;
+  /** CA (absent: the system roots), and cert/key for MUTUAL. Undefined for DISABLE. */
+  readonly material?: TlsMaterial;
+  /** Identical settings share upstream connections: pools are keyed by this. */
+  readonly key: string;
 }
 
 /** An L4 route: where a TCP or passed-through TLS connection goes (VirtualService `tcp:`/`tls:`). */
@@ -320,7 +365,7 @@ export interface Cluster {
   readonly hashPolicy?: HashPolicy;
   readonly connectionPool: ConnectionPoolConfig;
   readonly outlierDetection?: OutlierDetectionConfig;
-  readonly tls: { readonly mode: 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL'; readonly sni?: string };
+  readonly tls: ClientTls;
   /** DestinationRule that shaped this cluster, `ns/name`, if any. */
   readonly destinationRule?: string;
 }

@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { compile } from '../config/compile/index.js';
+import { type CredentialStore, resolveCredentials } from '../config/credentials.js';
 import { countByKind, formatNotEnforced, type NotEnforced, notEnforced } from '../config/not-enforced.js';
 import type { ProxyIdentity } from '../config/snapshot.js';
 import { type AnyResource, formatError } from '../config/types.js';
@@ -25,6 +26,10 @@ export interface ActiveConfig {
   warnings: string[];
   /** What this config asks of this proxy that is not enforced yet (config/not-enforced.ts). */
   notEnforced: NotEnforced[];
+  /** TLS material the config refers to, resolved and checked (never logged or dumped whole). */
+  credentials: CredentialStore;
+  /** Credentials that are broken (kept at their last good material, or refused). */
+  credentialProblems: readonly string[];
 }
 
 interface WorkerState {
@@ -133,8 +138,19 @@ export class Agent {
     }
     let version: string;
     let warnings: string[];
+    const creds = resolveCredentials(
+      r.resources,
+      {
+        namespace: this.identity.namespace,
+        secrets: r.secrets,
+        configDir: this.source.baseDir,
+        credentialsDir: this.opts.credentialsDir,
+      },
+      this.active?.credentials,
+    );
+    this.source.watchAlso(creds.watched);
     try {
-      const snap = compile(r.resources, this.identity);
+      const snap = compile(r.resources, this.identity, creds.store);
       version = snap.version;
       // Validation warnings (unknown fields, deprecated settings) and compile warnings alike.
       warnings = [...r.warnings.map(formatError), ...snap.warnings];
@@ -148,16 +164,21 @@ export class Agent {
     const ne = notEnforced(r, this.identity);
     // Documents courier does not load (an EnvoyFilter) do not change the version; the list does.
     const sameVersion = this.active?.version === version;
-    if (sameVersion && JSON.stringify(this.active?.notEnforced) === JSON.stringify(ne)) return false;
+    const sameProblems = JSON.stringify(this.active?.credentialProblems) === JSON.stringify(creds.problems);
+    if (sameVersion && sameProblems && JSON.stringify(this.active?.notEnforced) === JSON.stringify(ne))
+      return false;
     this.active = {
       version,
       resources: r.resources,
       loadedAt: new Date().toISOString(),
       warnings,
       notEnforced: ne,
+      credentials: creds.store,
+      credentialProblems: creds.problems,
     };
     this.counters.reloadsOk++;
     for (const w of warnings) this.log('warn', w);
+    for (const p of creds.problems) this.log('error', `TLS credential ${p}`);
     for (const n of ne) this.log('warn', formatNotEnforced(n));
     this.log('info', `config version ${version} active (${r.resources.length} resources, ${reason})`);
     if (!sameVersion) for (const s of this.workers.values()) this.sendConfig(s.worker);
@@ -171,6 +192,7 @@ export class Agent {
       version: this.active.version,
       resources: this.active.resources,
       identity: this.identity,
+      credentials: this.active.credentials,
     };
     w.send(msg);
   }

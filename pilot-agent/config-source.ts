@@ -11,15 +11,29 @@ export interface ConfigSource {
   load(): LoadResult;
   /** Calls `onChange` (debounced) when the source may have changed. Returns a stop function. */
   watch(onChange: () => void): () => void;
+  /** Files and directories outside the source that the config refers to (TLS material): watched too. */
+  watchAlso(paths: readonly string[]): void;
+  /** Where relative file paths in the config are read from, if anywhere. */
+  readonly baseDir?: string;
 }
 
 export class DirectorySource implements ConfigSource {
   private lastSig = '';
+  private extra: readonly string[] = [];
 
   constructor(
     readonly dir: string,
     private readonly pollMs = 500,
   ) {}
+
+  get baseDir(): string {
+    return this.dir;
+  }
+
+  watchAlso(paths: readonly string[]): void {
+    this.extra = paths;
+    this.lastSig = this.signature();
+  }
 
   get description(): string {
     return `directory ${this.dir}`;
@@ -32,7 +46,7 @@ export class DirectorySource implements ConfigSource {
 
   private signature(): string {
     const errs: ConfigError[] = [];
-    const files = listConfigFiles(this.dir, errs);
+    const files = [...listConfigFiles(this.dir, errs), ...this.extra];
     const parts = files.map((f) => {
       try {
         const st = statSync(f);

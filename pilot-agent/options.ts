@@ -23,6 +23,8 @@ export interface AgentOptions {
   accessLog: string;
   accessLogFormat: 'text' | 'json';
   logLevel: string;
+  /** Mounted Secret volumes for `credentialName` (`<dir>/<name>/tls.crt`, ...). */
+  credentialsDir?: string;
 }
 
 const FLAGS = [
@@ -41,6 +43,7 @@ const FLAGS = [
   'access-log',
   'access-log-format',
   'log-level',
+  'credentials-dir',
 ] as const;
 
 export class UsageError extends Error {}
@@ -123,6 +126,8 @@ export function agentOptions(
     accessLogFormat: format,
     logLevel: f.get('log-level') ?? 'info',
   };
+  const creds = f.get('credentials-dir');
+  if (creds) opts.credentialsDir = creds;
   if (f.has('app-port')) opts.appPort = port('app-port', f.get('app-port') as string);
   return opts;
 }

@@ -141,7 +141,7 @@ process.on('message', (m: AgentToWorker) => {
     queue = queue.then(async () => {
       bindErrors.length = 0;
       try {
-        const snap = compile(m.resources, m.identity);
+        const snap = compile(m.resources, m.identity, m.credentials);
         await worker.apply(snap);
         send({ t: 'applied', version: snap.version, bound: worker.allBound, errors: [...bindErrors] });
       } catch (e) {

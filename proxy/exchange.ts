@@ -27,6 +27,8 @@ export interface TlsFacts {
   readonly alpn?: string | undefined;
   /** The peer certificate's identity (a SPIFFE URI SAN), when the client presented one. */
   readonly peerIdentity?: string | undefined;
+  /** Envoy's x-forwarded-client-cert element for the verified client certificate, if any. */
+  readonly xfcc?: string | undefined;
 }
 
 /** The downstream connection as every codec reports it. */

@@ -21,8 +21,13 @@ export function prepareRequestHeaders(x: Exchange): void {
   const remote = downstreamAddress(x);
   const xff = h['x-forwarded-for'];
   h['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(',') : xff},${remote}` : remote;
-  if (x.listener.kind === 'gateway' || h['x-forwarded-proto'] === undefined)
+  if (x.listener.kind === 'gateway') {
     h['x-forwarded-proto'] = x.scheme;
+    // Gateways SANITIZE_SET: a client's XFCC never passes; a verified client certificate's does.
+    const xfcc = x.req.socket.tls?.xfcc;
+    if (xfcc === undefined) delete h['x-forwarded-client-cert'];
+    else h['x-forwarded-client-cert'] = xfcc;
+  } else if (h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = x.scheme;
 }
 
 export function buildUpstreamRequest(x: Exchange): UpstreamRequest {

@@ -6,13 +6,22 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Listener, Snapshot } from '../config/snapshot.js';
+import type { TLSSocket } from 'node:tls';
+import type {
+  FilterChain,
+  HttpsFilterChain,
+  Listener,
+  Snapshot,
+  TcpFilterChain,
+} from '../config/snapshot.js';
 import { ClusterManager } from './cluster-manager.js';
 import { parseDnsServers } from './dns-resolver.js';
 import { FastServer } from './downstream.js';
 import type { DownstreamRequest, DownstreamResponse, Exchange } from './exchange.js';
 import { ConnectionDispatcher, type FirstBytes, type Served } from './listener-dispatch.js';
 import { handleRequest, type ProxyDeps, type RequestObserver, type Runtime } from './request-path.js';
+import { TcpProxy } from './tcp-proxy.js';
+import { ChainTls, HANDSHAKE_TIMEOUT_MS, type TerminatedFacts } from './tls-server.js';
 import { handleUpgrade } from './upgrade.js';
 
 export interface WorkerOptions {
@@ -46,16 +55,30 @@ interface ServingListener {
   dispatcher: ConnectionDispatcher;
   sockets: Set<Socket>;
   bound: boolean;
+  /** TLS termination of each terminating chain, by chain name (contexts survive reloads). */
+  tls: Map<string, ChainTls>;
+}
+
+/** A connection whose TLS was terminated here: its facts, and the chain whose routes serve it. */
+interface TerminatedSocket extends TLSSocket {
+  tls?: TerminatedFacts;
+  courierChain?: string;
 }
 
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 const HEADERS_TIMEOUT_MS = 60_000;
 
 /**
- * What this build serves: plaintext HTTP/1.1 chains. A TLS ClientHello, the h2 preface, or a
- * listener of other chains (none is compiled into a snapshot yet) match no chain: closed, counted.
+ * What this build serves: plaintext HTTP/1.1, TLS terminated (HTTP/1.1 behind it, or TCP), TLS
+ * passed through by SNI, and TCP. The h2 preface matches no chain: closed, counted.
  */
-const SERVED: Served = Object.freeze({ transports: new Set(['http'] as const), h2c: false });
+const SERVED: Served = Object.freeze({
+  transports: new Set(['http', 'https', 'tls_passthrough', 'tcp'] as const),
+  h2c: false,
+});
+
+/** ALPN offered by terminating chains: HTTP/1.1 only while HTTP/2 is not served. */
+const ALPN = Object.freeze(['http/1.1']);
 
 /** Does this worker serve any chain of the listener? Others are not listened on at all. */
 export function servesListener(l: Listener): boolean {
@@ -83,7 +106,15 @@ export class ProxyWorker {
     fastRequests: 0,
     handoffs: 0,
     noFilterChain: { tls: 0, h2c: 0, http1: 0, tcp: 0 } satisfies Record<Exclude<FirstBytes, 'more'>, number>,
+    /** TLS connections refused by a terminating chain (handshake, verification, no usable material). */
+    tlsRefused: 0,
+    tlsHandshakes: 0,
   };
+  readonly tcp: TcpProxy;
+  /** A terminating chain refused a connection (rate-limited logging is the caller's). */
+  onTlsRefused: ((listener: Listener, chain: string, reason: string) => void) | undefined;
+  /** Per listener key: the view of each https chain (the listener with that chain's routes). */
+  private chainViews = new Map<string, Map<string, Listener>>();
 
   constructor(private readonly opts: WorkerOptions = {}) {
     const random = opts.random ?? Math.random;
@@ -100,6 +131,7 @@ export class ProxyWorker {
       bufferedBytes: 0,
       draining: false,
     };
+    this.tcp = new TcpProxy({ deps: this.deps, runtime: () => this.runtime });
   }
 
   get snapshot(): Snapshot | undefined {
@@ -113,6 +145,15 @@ export class ProxyWorker {
     for (const l of snapshot.listeners) if (servesListener(l)) byKey.set(listenerKey(l), l);
     this.runtime = { snapshot, clusters };
     this.listenersByKey = byKey;
+    this.chainViews = new Map();
+    for (const [key, l] of byKey) {
+      const views = new Map<string, Listener>();
+      for (const c of l.filterChains)
+        if (c.transport === 'https') views.set(c.name, Object.freeze({ ...l, routes: c.routes }));
+      if (views.size > 0) this.chainViews.set(key, views);
+      const s = this.serving.get(key);
+      if (s) this.syncTls(s, l);
+    }
     const opening: Promise<void>[] = [];
     for (const [key, l] of byKey) if (!this.serving.has(key)) opening.push(this.open(key, l));
     for (const [key, s] of this.serving) if (!byKey.has(key)) this.closeListener(s, 5000);
@@ -141,8 +182,17 @@ export class ProxyWorker {
     });
     server.maxConnections = this.opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     const { fast, dispatcher } = this.dispatch(key, l, server);
-    const s: ServingListener = { key, server, fast, dispatcher, sockets: new Set(), bound: false };
+    const s: ServingListener = {
+      key,
+      server,
+      fast,
+      dispatcher,
+      sockets: new Set(),
+      bound: false,
+      tls: new Map(),
+    };
     this.serving.set(key, s);
+    this.syncTls(s, l);
     server.on('drop', () => this.counters.connectionsOverflowed++);
     server.prependListener('connection', (sock: Socket) => {
       s.sockets.add(sock);
@@ -207,18 +257,33 @@ export class ProxyWorker {
     const dispatcher = new ConnectionDispatcher({
       listener: () => this.listenersByKey.get(key) ?? l,
       served: SERVED,
-      serve: (chain, sock, head) => {
-        if (chain.transport !== 'http') return void sock.destroy(); // not served: never chosen
-        if (fast) return fast.accept(sock, head);
-        nodeConnection.call(server, sock);
-        sock.emit('data', head); // node:http's parser reads it as the connection's first bytes
+      serve: (chain, sock, head, hello) => {
+        switch (chain.transport) {
+          case 'http':
+            if (fast) return fast.accept(sock, head);
+            nodeConnection.call(server, sock);
+            sock.emit('data', head); // node:http's parser reads it as the connection's first bytes
+            return;
+          case 'tls_passthrough':
+            return this.tcp.serve(this.listenersByKey.get(key) ?? l, chain, sock, head, hello?.serverName);
+          case 'tcp':
+            if (!chain.tls)
+              return this.tcp.serve(this.listenersByKey.get(key) ?? l, chain, sock, head, undefined);
+            return this.terminate(key, chain, sock, head);
+          case 'https':
+            return this.terminate(key, chain, sock, head);
+        }
       },
       noFilterChain: (first) => {
         if (first !== 'more') this.counters.noFilterChain[first]++;
       },
       // A connection that sends nothing is closed as before the dispatcher: by the fast path's
       // idle sweep (keep-alive timeout, silently), or by node:http's headersTimeout (its answer).
-      firstBytesTimeoutMs: fast ? KEEP_ALIVE_TIMEOUT_MS : HEADERS_TIMEOUT_MS,
+      firstBytesTimeoutMs: l.filterChains.some((c) => c.match.transportProtocol === 'tls')
+        ? HANDSHAKE_TIMEOUT_MS // Envoy's listener filter timeout on TLS-inspecting ports
+        : fast
+          ? KEEP_ALIVE_TIMEOUT_MS
+          : HEADERS_TIMEOUT_MS,
       onTimeout: (sock) => {
         if (fast) sock.destroy();
         else
@@ -230,12 +295,74 @@ export class ProxyWorker {
       },
     });
     server.on('connection', (sock: Socket) => dispatcher.accept(sock));
+    nodeConnections.set(server, nodeConnection);
     return { ...(fast ? { fast } : {}), dispatcher };
+  }
+
+  /** A connection whose TLS ended here: HTTP/1.1 behind an https chain, or a TCP proxy. */
+  private serveTerminated(
+    key: string,
+    chain: HttpsFilterChain | TcpFilterChain,
+    sock: TerminatedSocket,
+  ): void {
+    const s = this.serving.get(key);
+    const l = this.listenersByKey.get(key);
+    if (!s || !l) return void sock.destroy();
+    if (chain.transport === 'tcp') return this.tcp.serve(l, chain, sock, Buffer.alloc(0), sock.tls?.sni);
+    if (s.fast) return s.fast.accept(sock);
+    nodeConnections.get(s.server)?.call(s.server, sock);
+  }
+
+  /** Keep each terminating chain's TLS in step with the listener's config. */
+  private syncTls(s: ServingListener, l: Listener): void {
+    const live = new Set<string>();
+    for (const c of l.filterChains) {
+      if (!isTerminating(c)) continue;
+      live.add(c.name);
+      const existing = s.tls.get(c.name);
+      if (existing) {
+        existing.update(c.tls);
+        continue;
+      }
+      const name = c.name;
+      s.tls.set(
+        name,
+        new ChainTls({
+          tls: c.tls,
+          alpn: ALPN,
+          onSecure: (sock: TerminatedSocket, facts) => {
+            this.counters.tlsHandshakes++;
+            sock.tls = facts;
+            sock.courierChain = name;
+            const now = this.listenersByKey.get(s.key)?.filterChains.find((x) => x.name === name);
+            if (!now || !isTerminating(now)) return void sock.destroy(); // the chain went away
+            this.serveTerminated(s.key, now, sock);
+          },
+          onRefused: (reason) => {
+            this.counters.tlsRefused++;
+            this.onTlsRefused?.(this.listenersByKey.get(s.key) ?? l, name, reason);
+          },
+        }),
+      );
+    }
+    for (const [name, t] of s.tls)
+      if (!live.has(name)) {
+        t.close();
+        s.tls.delete(name);
+      }
+  }
+
+  private terminate(key: string, chain: HttpsFilterChain | TcpFilterChain, sock: Socket, head: Buffer): void {
+    const t = this.serving.get(key)?.tls.get(chain.name);
+    if (!t) return void sock.destroy();
+    t.accept(sock, head);
   }
 
   private onRequest(key: string, req: DownstreamRequest, res: DownstreamResponse): void {
     const rt = this.runtime;
-    const listener = this.listenersByKey.get(key);
+    const chain = (req.socket as Partial<TerminatedSocket>).courierChain;
+    const listener =
+      chain === undefined ? this.listenersByKey.get(key) : this.chainViews.get(key)?.get(chain);
     if (!rt || !listener) {
       res.writeHead(503, { 'content-length': '0', connection: 'close' });
       res.end();
@@ -260,6 +387,7 @@ export class ProxyWorker {
       s.server.closeIdleConnections();
       s.fast?.closeIdle();
       s.dispatcher.close();
+      for (const t of s.tls.values()) t.close();
       const t = setTimeout(() => {
         for (const sock of s.sockets) sock.destroy();
       }, graceMs);
@@ -271,6 +399,7 @@ export class ProxyWorker {
   async drain(graceMs: number): Promise<void> {
     this.deps.draining = true;
     await Promise.all([...this.serving.values()].map((s) => this.closeListener(s, graceMs)));
+    this.tcp.close();
     await this.manager.close();
   }
 }
@@ -285,6 +414,13 @@ export function listenerKey(l: Listener): string {
     l.filterChains.map((c) => (c.transport === 'tcp' && c.tls ? 'tcp+tls' : c.transport)),
   );
   return `${l.address}:${l.port}/${[...transports].sort().join(',')}`;
+}
+
+/** node:http's own connection listener of each listening server (the dispatcher replaced it). */
+const nodeConnections = new WeakMap<Server, (this: Server, sock: Socket) => void>();
+
+function isTerminating(c: FilterChain): c is HttpsFilterChain | (TcpFilterChain & { tls: object }) {
+  return c.transport === 'https' || (c.transport === 'tcp' && c.tls !== undefined);
 }
 
 /** Malformed requests: Envoy-like 400 / 431, never forwarded. */

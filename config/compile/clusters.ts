@@ -2,10 +2,12 @@
 // Istio names them (`outbound|9080|v1|reviews.default.svc.cluster.local`), each with its
 // endpoints and its effective traffic policy.
 
+import type { CredentialStore } from '../credentials.js';
 import { labelsMatch } from '../names.js';
 import type { Cluster, ClusterEndpoint, Discovery, ProxyIdentity } from '../snapshot.js';
 import type { Subset } from '../types.js';
 import { endpointPort, type Registry, type Service, type ServicePortInfo } from './registry.js';
+import { compileClientTls } from './tls-settings.js';
 import {
   connectionPool,
   effectivePolicy,
@@ -16,6 +18,11 @@ import {
 
 export function clusterName(port: number, subset: string, host: string): string {
   return `outbound|${port}|${subset}|${host}`;
+}
+
+interface ClusterCredentials {
+  store: CredentialStore;
+  namespace: string;
 }
 
 function discovery(svc: Service): Discovery {
@@ -29,6 +36,7 @@ function buildCluster(
   port: ServicePortInfo,
   subset: Subset | undefined,
   rule: MergedRule | undefined,
+  creds: ClusterCredentials,
 ): Cluster {
   const disc = discovery(svc);
   let endpoints: ClusterEndpoint[];
@@ -54,7 +62,7 @@ function buildCluster(
     endpoints: Object.freeze(endpoints),
     lb,
     connectionPool: connectionPool(pol.connectionPool),
-    tls: { mode: pol.tls?.mode ?? 'DISABLE', ...(pol.tls?.sni ? { sni: pol.tls.sni } : {}) },
+    tls: compileClientTls(pol.tls, creds.store, creds.namespace, svc.subjectAltNames),
     ...(hashPolicy ? { hashPolicy } : {}),
     ...(od ? { outlierDetection: od } : {}),
     ...(rule ? { destinationRule: rule.ref } : {}),
@@ -65,15 +73,17 @@ export function buildClusters(
   registry: Registry,
   ruleFor: (host: string, serviceNamespace: string) => MergedRule | undefined,
   identity: ProxyIdentity,
+  store: CredentialStore = {},
 ): Map<string, Cluster> {
+  const creds: ClusterCredentials = { store, namespace: identity.namespace };
   const out = new Map<string, Cluster>();
   for (const svc of registry.services.values()) {
     const rule = ruleFor(svc.host, svc.namespace);
     for (const port of svc.ports) {
-      const base = buildCluster(svc, port, undefined, rule);
+      const base = buildCluster(svc, port, undefined, rule, creds);
       out.set(base.name, base);
       for (const s of rule?.subsets ?? []) {
-        const c = buildCluster(svc, port, s, rule);
+        const c = buildCluster(svc, port, s, rule, creds);
         out.set(c.name, c);
       }
     }
@@ -100,6 +110,6 @@ export function inboundCluster(port: number, identity: ProxyIdentity, address = 
     endpoints: Object.freeze([{ address, port, labels: identity.labels, weight: 1 }]),
     lb: { kind: 'LEAST_REQUEST' } as const,
     connectionPool: connectionPool(undefined),
-    tls: { mode: 'DISABLE' } as const,
+    tls: compileClientTls(undefined, {}, identity.namespace),
   });
 }

@@ -1,11 +1,11 @@
 // Router mode: a listener per selected Gateway server port; virtual hosts are the intersection of
 // server hosts and the hosts of the VirtualServices bound to that gateway (merged across VSs on
 // gateways, as Istio does). A server with no VS bound serves 404 (Istio's blackhole vhost).
-// Each listener carries its filter chains: today one plaintext `http` chain. HTTPS, TLS and TCP
-// servers are not served (nothing listens for them; config/not-enforced.ts reports them); on request
-// (`unserved`) they compile into their chains (TLS terminated or passed through by SNI, TCP), as
-// Istio builds them, for the listeners that will serve them.
+// Each listener carries its filter chains: plaintext HTTP servers share one `http` chain; HTTPS,
+// TLS and TCP servers compile into the chains Istio builds for them (TLS terminated, with its
+// material, or passed through by SNI; TCP), one per server or per VS `tls:` match block.
 
+import type { CredentialStore } from '../credentials.js';
 import { expandHost, gatewayRef, hostIntersection, labelsMatch } from '../names.js';
 import type {
   CompiledRoute,
@@ -14,12 +14,12 @@ import type {
   Listener,
   ProxyIdentity,
   RouteTable,
-  ServerTls,
   VirtualHost,
 } from '../snapshot.js';
 import type { Resource, RouteDestination, Server } from '../types.js';
 import { plaintextHttpChains } from './filter-chains.js';
 import { compileVsHttpRoutes, type RouteContext } from './routes.js';
+import { compileServerTls } from './tls-settings.js';
 import { buildRouteTable } from './virtual-hosts.js';
 
 const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
@@ -31,14 +31,8 @@ export interface GatewayInputs {
   resolve: RouteContext['resolve'];
   /** Compile warnings; what is not served is reported by config/not-enforced.ts instead. */
   warnings: string[];
-}
-
-export interface GatewayListenerOptions {
-  /**
-   * Also compile the servers courier does not serve yet (HTTPS, TLS, TCP) into listeners with
-   * their filter chains. Off for snapshots: today nothing listens for those servers.
-   */
-  unserved?: boolean;
+  /** TLS material by credential key (config/credentials.ts). */
+  credentials?: CredentialStore;
 }
 
 interface ServerRef {
@@ -53,7 +47,7 @@ function serverHostParts(h: string): { ns: string; dns: string } {
     : { ns: '*', dns: h.toLowerCase() };
 }
 
-export function buildGatewayListeners(inp: GatewayInputs, opts: GatewayListenerOptions = {}): Listener[] {
+export function buildGatewayListeners(inp: GatewayInputs): Listener[] {
   const selected = inp.gateways.filter((g) => labelsMatch(g.spec.selector, inp.identity.labels));
   const groups = new Map<string, ServerRef[]>();
   for (const gw of selected) {
@@ -70,10 +64,10 @@ export function buildGatewayListeners(inp: GatewayInputs, opts: GatewayListenerO
     const protocol = first.server.port.protocol.toUpperCase();
     const port = first.server.port.number;
     const address = first.server.bind || '0.0.0.0';
-    // Not served yet: config/not-enforced.ts reports each such server (and HTTP2/GRPC ones, served
-    // as HTTP/1.1) in `courier validate`, the agent's log, /config_dump and a metric.
+    // TLS and TCP servers; UDP and HTTP_PROXY build nothing (config/not-enforced.ts reports them
+    // in `courier validate`, the agent's log, /config_dump and a metric).
     if (!HTTP_PROTOCOLS.has(protocol)) {
-      const l = opts.unserved ? l4Listener(inp, servers, protocol, address, port) : undefined;
+      const l = l4Listener(inp, servers, protocol, address, port);
       if (l) listeners.push(l);
       continue;
     }
@@ -237,7 +231,7 @@ function l4Listener(
         });
       continue;
     }
-    const tls = serverTls(s.server);
+    const tls = compileServerTls(s.server.tls ?? {}, inp.credentials ?? {}, inp.identity.namespace);
     const match = tlsMatch(s.server.hosts.map((h) => serverHostParts(h).dns));
     const name = `https.${port}.${s.server.port.name ?? ''}.${s.gw.name}.${s.gw.namespace}`;
     if (proto === 'HTTPS') {
@@ -269,21 +263,6 @@ function tlsMatch(hosts: readonly string[]): { transportProtocol: 'tls'; serverN
   return Object.freeze({
     transportProtocol: 'tls',
     serverNames: Object.freeze(names.includes('*') ? [] : [...new Set(names)].sort()),
-  });
-}
-
-function serverTls(server: Server): ServerTls {
-  const t = server.tls ?? {};
-  const mode =
-    t.mode === 'MUTUAL' || t.mode === 'OPTIONAL_MUTUAL' || t.mode === 'ISTIO_MUTUAL' ? t.mode : 'SIMPLE';
-  return Object.freeze({
-    mode,
-    ...(t.credentialName ? { credentialName: t.credentialName } : {}),
-    ...(t.serverCertificate ? { serverCertificate: t.serverCertificate } : {}),
-    ...(t.privateKey ? { privateKey: t.privateKey } : {}),
-    ...(t.caCertificates ? { caCertificates: t.caCertificates } : {}),
-    ...(t.minProtocolVersion ? { minProtocolVersion: t.minProtocolVersion } : {}),
-    ...(t.maxProtocolVersion ? { maxProtocolVersion: t.maxProtocolVersion } : {}),
   });
 }
 

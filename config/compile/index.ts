@@ -3,6 +3,7 @@
 // documents gets the same snapshot and the same version hash.
 
 import { createHash } from 'node:crypto';
+import { type CredentialStore, storeHash } from '../credentials.js';
 import { expandHost } from '../names.js';
 import type { Cluster, Listener, ProxyIdentity, Snapshot } from '../snapshot.js';
 import type { AnyResource, Destination, IstioKind, Resource } from '../types.js';
@@ -41,6 +42,17 @@ export function configHash(resources: AnyResource[], identity: ProxyIdentity): s
     .slice(0, 16);
 }
 
+/** The config hash, plus the credentials' when there are any (so a config without TLS keeps its hash). */
+export function snapshotVersion(
+  resources: AnyResource[],
+  identity: ProxyIdentity,
+  credentials: CredentialStore,
+): string {
+  const base = configHash(resources, identity);
+  if (Object.keys(credentials).length === 0) return base;
+  return createHash('sha256').update(base).update(storeHash(credentials)).digest('hex').slice(0, 16);
+}
+
 /** Freeze every object and array reachable from `o`, including ones a builder already froze
  *  shallowly and the values of Maps. Maps, Sets, RegExps (a global regex writes lastIndex) and
  *  Buffers stay as they are: the Snapshot types expose them read-only. */
@@ -57,10 +69,18 @@ function deepFreeze<T>(o: T, seen: WeakSet<object> = new WeakSet()): T {
   return o;
 }
 
-export function compile(resources: AnyResource[], identity: ProxyIdentity): Snapshot {
+/**
+ * `credentials`: the TLS material the agent resolved (config/credentials.ts); its hash is part of
+ * the version, so new material is a new config for every worker.
+ */
+export function compile(
+  resources: AnyResource[],
+  identity: ProxyIdentity,
+  credentials: CredentialStore = {},
+): Snapshot {
   const registry = buildRegistry(ofKind(resources, 'ServiceEntry'), ofKind(resources, 'WorkloadEntry'));
   const ruleFor = buildRuleIndex(ofKind(resources, 'DestinationRule'), identity.namespace);
-  const clusters = buildClusters(registry, ruleFor, identity);
+  const clusters = buildClusters(registry, ruleFor, identity, credentials);
   const warnings: string[] = [];
 
   // Istio GetDestinationCluster: the destination's port, else the service's only port, else the
@@ -89,6 +109,7 @@ export function compile(resources: AnyResource[], identity: ProxyIdentity): Snap
       identity,
       resolve,
       warnings,
+      credentials,
     });
   } else {
     listeners = buildSidecarListeners({
@@ -108,7 +129,7 @@ export function compile(resources: AnyResource[], identity: ProxyIdentity): Snap
     }
   }
   const snapshot: Snapshot = {
-    version: configHash(resources, identity),
+    version: snapshotVersion(resources, identity, credentials),
     identity: { ...identity, labels: { ...identity.labels } },
     listeners,
     clusters,

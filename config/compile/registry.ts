@@ -38,6 +38,8 @@ export interface Service {
   endpoints: RegistryEndpoint[];
   /** The ServiceEntry that defined it, `ns/name`. */
   source: string;
+  /** ServiceEntry `subjectAltNames`: the upstream SANs when a DestinationRule names none. */
+  subjectAltNames: string[];
 }
 
 export interface Registry {
@@ -97,6 +99,7 @@ export function buildRegistry(
         addresses: spec.addresses ?? [],
         endpoints,
         source: `${se.namespace}/${se.name}`,
+        subjectAltNames: spec.subjectAltNames ?? [],
       });
     }
   }

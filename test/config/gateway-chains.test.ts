@@ -1,6 +1,6 @@
 // Gateway listeners as filter chains: an HTTP server compiles into one plaintext `http` chain
-// (the same table the request path reads), and, only when asked (`unserved`), HTTPS, TLS and TCP
-// servers compile into the chains Istio builds for them — none of which reaches a snapshot.
+// (the same table the request path reads); HTTPS, TLS and TCP servers compile into the chains
+// Istio builds for them.
 
 import t, { type Test } from 'tap';
 import { buildGatewayListeners } from '../../dist/config/compile/gateway-listeners.js';
@@ -80,43 +80,43 @@ const resolve = (d: Destination) => ({
   port: d.port?.number ?? 80,
 });
 
-function build(t: Test, unserved: boolean): Listener[] {
+function build(t: Test): Listener[] {
   const resources = load(t, { 'c.yaml': YAML });
   const of = <K extends string>(k: K) => resources.filter((r) => r.kind === k) as Resource<never>[];
-  return buildGatewayListeners(
-    {
-      gateways: of('Gateway') as never,
-      virtualServices: of('VirtualService') as never,
-      identity: GATEWAY,
-      resolve,
-      warnings: [],
-    },
-    { unserved },
-  );
+  return buildGatewayListeners({
+    gateways: of('Gateway') as never,
+    virtualServices: of('VirtualService') as never,
+    identity: GATEWAY,
+    resolve,
+    warnings: [],
+  });
 }
 
-t.test('a snapshot has only the plaintext HTTP listener, with one http chain over its table', async (t) => {
-  const snap = compileYaml(t, YAML, GATEWAY);
-  t.strictSame(
-    snap.listeners.map((l) => l.port),
-    [80],
-  );
-  const l = snap.listeners[0] as Listener;
-  t.equal(l.filterChains.length, 1);
-  const chain = l.filterChains[0];
-  t.equal(chain?.transport, 'http');
-  t.strictSame(chain?.match, { transportProtocol: 'raw_buffer', serverNames: [] });
-  t.equal(chain?.transport === 'http' && chain.routes, l.routes, 'the same table the request path reads');
-  t.ok(Object.isFrozen(l.filterChains) && Object.isFrozen(chain), 'frozen');
-  t.strictSame(
-    build(t, false).map((x) => x.port),
-    [80],
-    'without `unserved`, the builder skips the others too',
-  );
-});
+t.test(
+  'a snapshot has every server port; the plaintext HTTP listener has one http chain over its table',
+  async (t) => {
+    const snap = compileYaml(t, YAML, GATEWAY);
+    t.strictSame(
+      snap.listeners.map((l) => l.port),
+      [31400, 443, 80],
+    );
+    const l = snap.listeners.find((x) => x.port === 80) as Listener;
+    t.equal(l.filterChains.length, 1);
+    const chain = l.filterChains[0];
+    t.equal(chain?.transport, 'http');
+    t.strictSame(chain?.match, { transportProtocol: 'raw_buffer', serverNames: [] });
+    t.equal(chain?.transport === 'http' && chain.routes, l.routes, 'the same table the request path reads');
+    t.ok(Object.isFrozen(l.filterChains) && Object.isFrozen(chain), 'frozen');
+    t.strictSame(
+      build(t).map((x) => x.port),
+      [31400, 443, 80],
+      'the builder alone gives the same listeners',
+    );
+  },
+);
 
-t.test('unserved servers compile into their chains', async (t) => {
-  const ls = build(t, true);
+t.test('HTTPS, TLS and TCP servers compile into their chains', async (t) => {
+  const ls = build(t);
   t.strictSame(
     ls.map((l) => [l.port, l.protocol]),
     [
@@ -141,8 +141,14 @@ t.test('unserved servers compile into their chains', async (t) => {
   const [a, bChain, p, tt] = tls.filterChains;
   if (a?.transport !== 'https' || bChain?.transport !== 'https') throw new Error('https chains');
   t.equal(a.name, 'https.443.https-a.gw.istio-system');
-  t.strictSame(a.tls, { mode: 'SIMPLE', credentialName: 'a-cred' });
-  t.strictSame(bChain.tls, { mode: 'MUTUAL', credentialName: 'b-cred', minProtocolVersion: 'TLSV1_3' });
+  t.match(a.tls, { mode: 'SIMPLE', credentialName: 'a-cred' });
+  t.match(bChain.tls, { mode: 'MUTUAL', credentialName: 'b-cred', minVersion: 'TLSv1.3' });
+  t.strictSame(
+    [a.tls.material?.source, a.tls.material?.error],
+    ['kubernetes://istio-system/a-cred#server', 'credential not resolved'],
+    'material looked up by the credential key in the proxy namespace; without a store it is an error',
+  );
+  t.equal(bChain.tls.material?.source, 'kubernetes://istio-system/b-cred#server-mutual');
   t.strictSame(
     a.routes.virtualHosts.map((v) => v.name),
     ['a.example.com:443'],
@@ -163,7 +169,7 @@ t.test('unserved servers compile into their chains', async (t) => {
   );
   t.equal(p.route.totalWeight, 100);
   if (tt?.transport !== 'tcp') throw new Error('terminated tcp chain');
-  t.strictSame(tt.tls, { mode: 'SIMPLE', credentialName: 't-cred' });
+  t.match(tt.tls, { mode: 'SIMPLE', credentialName: 't-cred' });
   t.equal(
     tt.route.destinations[0]?.cluster,
     'outbound|80||second.backend',
