@@ -160,8 +160,19 @@ export interface TCPRoute {
   route?: RouteDestination[];
 }
 
+/** A `tls:` route's match block: `sniHosts` is required (validation rejects a block without one). */
+export interface TLSMatchAttributes {
+  sniHosts?: string[];
+  destinationSubnets?: string[];
+  port?: number;
+  sourceLabels?: StringMap;
+  gateways?: string[];
+  sourceNamespace?: string;
+}
+
+/** A VirtualService `tls:` route: ordered rules for TLS that is not terminated (PASSTHROUGH). */
 export interface TLSRoute {
-  match?: (L4MatchAttributes & { sniHosts?: string[] })[];
+  match?: TLSMatchAttributes[];
   route?: RouteDestination[];
 }
 
@@ -243,6 +254,8 @@ export interface ClientTLSSettings {
   subjectAltNames?: string[];
   sni?: string;
   insecureSkipVerify?: boolean;
+  /** CRL file for the server's certificate (not with credentialName). */
+  caCrl?: string;
 }
 
 export interface PortTrafficPolicy {
@@ -289,8 +302,18 @@ export interface ServerTLSSettings {
   privateKey?: string;
   caCertificates?: string;
   credentialName?: string;
+  /** CRL file for client certificates (MUTUAL/OPTIONAL_MUTUAL with file certificates). */
+  caCrl?: string;
+  /** A client certificate must carry one of these SANs (exact match). */
+  subjectAltNames?: string[];
+  /** Base64 SHA-256 of an authorized client certificate's SPKI. */
+  verifyCertificateSpki?: string[];
+  /** Hex SHA-256 of an authorized client certificate (colons allowed). */
+  verifyCertificateHash?: string[];
   minProtocolVersion?: string;
   maxProtocolVersion?: string;
+  /** TLS <= 1.2 cipher suites (OpenSSL names); unknown names are dropped with a warning. */
+  cipherSuites?: string[];
 }
 
 export interface Server {

@@ -264,36 +264,46 @@ function validateOutlierDetection(c: Checker, v: unknown, path: string): void {
     c.warn(`${path}.consecutiveErrors`, 'deprecated: use consecutiveGatewayErrors or consecutive5xxErrors');
 }
 
+/**
+ * ClientTLSSettings, after Istio's ValidateTLS (pkg/config/validation/agent), with its messages.
+ * Used at every level: trafficPolicy, portLevelSettings and subsets.
+ */
 function validateClientTls(c: Checker, v: unknown, path: string): void {
   const t = c.obj(v, path);
   if (!t) return;
-  const mode = c.oneOf(t.mode, `${path}.mode`, TLS_MODES);
-  const set = (k: string) => t[k] !== undefined && t[k] !== null && t[k] !== '';
+  const mode =
+    t.mode === undefined || t.mode === null ? 'DISABLE' : c.oneOf(t.mode, `${path}.mode`, TLS_MODES);
+  for (const k of ['clientCertificate', 'privateKey', 'caCertificates', 'credentialName', 'sni', 'caCrl'])
+    c.str(t[k], `${path}.${k}`);
+  c.strList(t.subjectAltNames, `${path}.subjectAltNames`);
+  const skipVerify = c.bool(t.insecureSkipVerify, `${path}.insecureSkipVerify`);
+  const set = (k: string) => {
+    const x = t[k];
+    return x !== undefined && x !== null && x !== '' && !(Array.isArray(x) && x.length === 0);
+  };
   if (mode === 'ISTIO_MUTUAL') {
     // Istio's validation accepts these (sni and subjectAltNames are honoured), but the certificate
     // fields have no effect: the workload's own identity is used.
     for (const k of ['clientCertificate', 'privateKey', 'caCertificates', 'credentialName'])
       if (set(k)) c.warn(`${path}.${k}`, 'ignored with mode ISTIO_MUTUAL');
   }
+  if (skipVerify === true) {
+    if (mode === 'SIMPLE' && (set('caCertificates') || set('credentialName') || set('subjectAltNames')))
+      c.err(
+        path,
+        'cannot specify CaCertificates or CredentialName or SubjectAltNames when InsecureSkipVerify is set true',
+      );
+    // With MUTUAL a credential also carries the client certificate, so it is allowed.
+    if (mode === 'MUTUAL' && (set('caCertificates') || set('subjectAltNames')))
+      c.err(path, 'cannot specify CaCertificates or SubjectAltNames when InsecureSkipVerify is set true');
+  }
   if ((mode === 'SIMPLE' || mode === 'MUTUAL') && set('credentialName')) {
-    for (const k of ['clientCertificate', 'privateKey', 'caCertificates', 'caCrl'])
-      if (set(k)) c.err(`${path}.${k}`, 'cannot be set together with credentialName');
+    // Certificates, CA and CRL are fetched from the credential.
+    if (['clientCertificate', 'caCertificates', 'privateKey', 'caCrl'].some(set))
+      c.err(path, 'cannot specify client certificates or CA certificate or CA CRL If credentialName is set');
   } else if (mode === 'MUTUAL') {
-    if (!set('clientCertificate')) c.err(`${path}.clientCertificate`, 'is required for mode MUTUAL');
-    if (!set('privateKey')) c.err(`${path}.privateKey`, 'is required for mode MUTUAL');
+    if (!set('clientCertificate'))
+      c.err(`${path}.clientCertificate`, 'client certificate required for mutual tls');
+    if (!set('privateKey')) c.err(`${path}.privateKey`, 'private key required for mutual tls');
   }
-  if (c.bool(t.insecureSkipVerify, `${path}.insecureSkipVerify`) === true) {
-    const conflicting =
-      mode === 'SIMPLE'
-        ? ['caCertificates', 'credentialName', 'subjectAltNames']
-        : mode === 'MUTUAL'
-          ? ['caCertificates', 'subjectAltNames']
-          : [];
-    for (const k of conflicting)
-      if (t[k] !== undefined && t[k] !== null)
-        c.err(`${path}.${k}`, 'cannot be set when insecureSkipVerify is true');
-  }
-  for (const k of ['clientCertificate', 'privateKey', 'caCertificates', 'credentialName', 'sni', 'caCrl'])
-    c.str(t[k], `${path}.${k}`);
-  c.strList(t.subjectAltNames, `${path}.subjectAltNames`);
 }

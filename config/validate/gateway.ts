@@ -1,7 +1,7 @@
 // Gateway validation, after Istio's pkg/config/validation (ValidateGateway, validateServer,
 // validateServerPort, validateServerBind, validateTLSOptions).
 
-import { type Checker, isDns1123Label, isIP, type Obj, wildcardDomainError } from './checker.js';
+import { type Checker, isDns1123Label, isIP, isObj, type Obj, wildcardDomainError } from './checker.js';
 
 /** Protocols Istio's protocol.Parse knows (case-insensitive). courier serves the HTTP family. */
 export const GATEWAY_PROTOCOLS = [
@@ -111,84 +111,229 @@ function checkGatewayHost(c: Checker, h: string, path: string): void {
     c.err(path, `partial wildcard ${JSON.stringify(dns)} is not allowed`);
 }
 
+const TLS_VERSIONS = ['TLS_AUTO', 'TLSV1_0', 'TLSV1_1', 'TLSV1_2', 'TLSV1_3'] as const;
+
+/** Istio's ValidCipherSuites (pkg/config/security): the TLS <= 1.2 suites a gateway accepts by name. */
+export const VALID_CIPHER_SUITES: ReadonlySet<string> = new Set([
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+  'ECDHE-ECDSA-AES128-SHA',
+  'ECDHE-RSA-AES128-SHA',
+  'ECDHE-ECDSA-AES256-SHA',
+  'ECDHE-RSA-AES256-SHA',
+  'AES128-GCM-SHA256',
+  'AES256-GCM-SHA384',
+  'AES128-SHA',
+  'AES256-SHA',
+  'DES-CBC3-SHA',
+]);
+
+/**
+ * Istio IsValidCipherSuite: a known name, `ALL`, or an entry that starts with neither a letter nor
+ * a digit (OpenSSL operators such as `-X`, `+X`, `!X`, which Istio does not parse).
+ */
+export function isValidCipherSuite(cs: string): boolean {
+  if (cs === '' || cs === 'ALL') return true;
+  if (!/^[A-Za-z0-9]/.test(cs)) return true;
+  return VALID_CIPHER_SUITES.has(cs);
+}
+
+/** Go's `%v` of a sorted string list: `[a b]`. */
+function goList(items: Iterable<string>): string {
+  return `[${[...items].sort().join(' ')}]`;
+}
+
+/** Set as Istio's Go structs see it: a non-empty string or list. */
+function present(x: unknown): boolean {
+  return x !== undefined && x !== null && x !== '' && !(Array.isArray(x) && x.length === 0);
+}
+
+/** Envoy: a verify_certificate_spki entry is the base64 of a SHA-256 digest (32 bytes). */
+function isSpki(s: string): boolean {
+  return /^[A-Za-z0-9+/]{43}=$/.test(s) && Buffer.from(s, 'base64').length === 32;
+}
+
+/** Envoy: a verify_certificate_hash entry is a hex SHA-256, or the 95-character colon-separated form. */
+function isCertHash(s: string): boolean {
+  return /^[0-9A-Fa-f]{64}$/.test(s) || /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31}$/.test(s);
+}
+
+/**
+ * A server's `tls` (Istio validateServer's TLS part and validateTLSOptions, with Istio's messages),
+ * plus the shapes Envoy would reject (certificate pins, protocol version order).
+ */
 function validateServerTls(c: Checker, v: unknown, path: string, protocol: string | undefined): void {
   const t = c.obj(v, path);
+  const tlsProtocol = protocol !== undefined && TLS_FAMILY.has(protocol);
   if (!t) {
-    if (protocol !== undefined && TLS_FAMILY.has(protocol))
-      c.err(path, `server must have TLS settings for ${protocol} protocol`);
+    if (tlsProtocol) c.err(path, 'server must have TLS settings for HTTPS/TLS protocols');
     return;
   }
-  const set = (k: string) => {
-    const x = t[k];
-    return x !== undefined && x !== null && x !== '' && !(Array.isArray(x) && x.length === 0);
-  };
+  const set = (k: string) => present(t[k]);
   const redirect = c.bool(t.httpsRedirect, `${path}.httpsRedirect`);
+  // The mode enum's zero value is PASSTHROUGH: a `tls` without `mode` passes TLS through.
   const mode =
-    c.oneOf(t.mode, `${path}.mode`, SERVER_TLS_MODES) ?? (t.mode === undefined ? 'PASSTHROUGH' : undefined);
-  const certFields = ['serverCertificate', 'privateKey', 'caCertificates'];
-  if (protocol !== undefined && !TLS_FAMILY.has(protocol)) {
-    if (!HTTP_FAMILY.has(protocol)) c.err(path, `server cannot have TLS settings for ${protocol} ports`);
-    else if ((mode !== 'PASSTHROUGH' && mode !== 'AUTO_PASSTHROUGH') || certFields.some(set))
-      c.err(path, 'server cannot have TLS settings for plain text HTTP ports (only httpsRedirect)');
-    return;
+    t.mode === undefined || t.mode === null
+      ? 'PASSTHROUGH'
+      : c.oneOf(t.mode, `${path}.mode`, SERVER_TLS_MODES);
+  validateTlsOptions(c, t, path, mode);
+  if (protocol !== undefined && !tlsProtocol) {
+    if (HTTP_FAMILY.has(protocol)) {
+      // Only a redirect: a passthrough-mode `tls` without certificates.
+      const passthrough = mode === undefined || mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH';
+      if (!passthrough || set('caCertificates') || set('privateKey') || set('serverCertificate'))
+        c.err(path, 'server cannot have TLS settings for plain text HTTP ports');
+    } else c.err(path, 'server cannot have TLS settings for non HTTPS/TLS ports');
   }
-  if (redirect && protocol !== undefined && !HTTP_FAMILY.has(protocol))
-    c.warn(`${path}.httpsRedirect`, 'httpsRedirect should only be used with HTTP servers');
+  if (redirect === true && protocol !== undefined && !HTTP_FAMILY.has(protocol))
+    c.warn(`${path}.httpsRedirect`, 'tls.httpsRedirect should only be used with http servers');
+}
+
+/** Istio validateTLSOptions: what a server's TLS settings must hold, whatever its protocol. */
+function validateTlsOptions(c: Checker, t: Obj, path: string, mode: string | undefined): void {
+  const set = (k: string) => present(t[k]);
+  for (const k of [
+    'serverCertificate',
+    'privateKey',
+    'caCertificates',
+    'caCrl',
+    'credentialName',
+    'caCertCredentialName',
+  ])
+    c.str(t[k], `${path}.${k}`);
+  const credentialNames = c.strList(t.credentialNames, `${path}.credentialNames`);
+  if (credentialNames.length > 2)
+    c.err(`${path}.credentialNames`, 'at most 2 credential names (one RSA, one ECDSA) may be set');
+  c.strList(t.subjectAltNames, `${path}.subjectAltNames`);
+  c.strList(t.verifyCertificateSpki, `${path}.verifyCertificateSpki`).forEach((h, i) => {
+    if (!isSpki(h)) c.err(`${path}.verifyCertificateSpki[${i}]`, `Invalid base64-encoded SHA-256 ${h}`);
+  });
+  c.strList(t.verifyCertificateHash, `${path}.verifyCertificateHash`).forEach((h, i) => {
+    if (!isCertHash(h)) c.err(`${path}.verifyCertificateHash[${i}]`, `Invalid hex-encoded SHA-256 ${h}`);
+  });
+
+  const ciphers = c.strList(t.cipherSuites, `${path}.cipherSuites`);
+  const min = c.oneOf(t.minProtocolVersion, `${path}.minProtocolVersion`, TLS_VERSIONS);
+  const max = c.oneOf(t.maxProtocolVersion, `${path}.maxProtocolVersion`, TLS_VERSIONS);
+  if ((min === 'TLSV1_0' || min === 'TLSV1_1') && ciphers.length === 0)
+    c.warn(
+      `${path}.minProtocolVersion`,
+      'TLS version below TLSV1_2 require setting compatible ciphers as by default they no longer include compatible ciphers.',
+    );
+  // Not in Istio's validation: Envoy (and Node) cannot build a context whose range is empty.
+  if (
+    min !== undefined &&
+    max !== undefined &&
+    min !== 'TLS_AUTO' &&
+    max !== 'TLS_AUTO' &&
+    TLS_VERSIONS.indexOf(min) > TLS_VERSIONS.indexOf(max)
+  )
+    c.err(`${path}.maxProtocolVersion`, `maxProtocolVersion ${max} is lower than minProtocolVersion ${min}`);
+  const invalid = new Set<string>();
+  const valid = new Set<string>();
+  const duplicate = new Set<string>();
+  for (const cs of ciphers) {
+    if (!isValidCipherSuite(cs)) invalid.add(cs);
+    else if (valid.has(cs)) duplicate.add(cs);
+    else valid.add(cs);
+  }
+  if (invalid.size > 0) c.warn(`${path}.cipherSuites`, `ignoring invalid cipher suites: ${goList(invalid)}`);
+  if (duplicate.size > 0)
+    c.warn(`${path}.cipherSuites`, `ignoring duplicate cipher suites: ${goList(duplicate)}`);
+
+  const certs = c.arr(t.tlsCertificates, `${path}.tlsCertificates`) ?? [];
+  certs.forEach((x, i) => {
+    const cp = `${path}.tlsCertificates[${i}]`;
+    const co = c.obj(x, cp, true);
+    if (co) for (const k of ['serverCertificate', 'privateKey', 'caCertificates']) c.str(co[k], `${cp}.${k}`);
+  });
+
   if (mode === 'ISTIO_MUTUAL') {
-    for (const k of [...certFields, 'tlsCertificates', 'credentialName', 'credentialNames'])
-      if (set(k)) c.err(`${path}.${k}`, 'cannot be set with mode ISTIO_MUTUAL');
-    checkProtocolVersions(c, t, path);
+    // The gateway's workload certificate is used: any other certificate source is a mistake.
+    const what: [string, string][] = [
+      ['serverCertificate', 'server certificate'],
+      ['privateKey', 'private key'],
+      ['caCertificates', 'CA bundle'],
+      ['tlsCertificates', 'tlsCertificates'],
+      ['credentialName', 'credentialName'],
+      ['credentialNames', 'credentialNames'],
+    ];
+    for (const [k, name] of what)
+      if (set(k)) c.err(`${path}.${k}`, `ISTIO_MUTUAL TLS cannot have associated ${name}`);
     return;
   }
-  const certSources = [
+  if (
+    (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') &&
+    [
+      'caCrl',
+      'serverCertificate',
+      'privateKey',
+      'caCertificates',
+      'tlsCertificates',
+      'credentialName',
+      'credentialNames',
+    ].some(set)
+  )
+    // Istio only warns (backwards compatibility). An HTTPS server with a credentialName and no
+    // mode is PASSTHROUGH: it does not terminate TLS, and this is how its author learns it.
+    c.warn(path, `${mode} mode does not use certificates, they will be ignored`);
+
+  const sources = [
     set('serverCertificate') && set('privateKey'),
     set('credentialName'),
     set('credentialNames'),
     set('tlsCertificates'),
   ].filter(Boolean).length;
-  if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') {
-    if ([...certFields, 'caCrl', 'tlsCertificates', 'credentialName', 'credentialNames'].some(set))
-      c.warn(path, `${mode} mode does not use certificates; they are ignored`);
-  }
-  if (certSources > 1)
+  if (sources > 1)
     c.err(
       path,
-      'only one of credentialName, credentialNames, serverCertificate/privateKey, tlsCertificates may be set',
+      'only one of credential_name, credential_names, server_certificate/private_key, tls_certificates should be specified',
     );
-  const needsCert = mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL';
-  if (needsCert && !set('credentialName') && !set('credentialNames')) {
+
+  const terminating = mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL';
+  if (terminating && (set('credentialName') || set('credentialNames'))) {
+    // Certificates (and the CA) come from the credential. Istio stops here, so it accepts a file
+    // CRL next to a credential; courier warns that the file is not used.
+    if (set('caCrl')) {
+      if (set('credentialName'))
+        c.warn(
+          `${path}.caCrl`,
+          'CRL is not supported with credentialName. CRL has to be specified in the credential',
+        );
+      if (mode === 'SIMPLE') c.warn(`${path}.caCrl`, 'CRL is not supported with SIMPLE TLS');
+    }
+    return;
+  }
+  if (terminating) {
+    const prefix = mode === 'SIMPLE' ? 'SIMPLE TLS' : 'MUTUAL TLS';
     if (mode !== 'SIMPLE' && !set('caCertificates'))
-      c.err(`${path}.caCertificates`, `is required for mode ${mode} (or set credentialName)`);
-    const certs = c.arr(t.tlsCertificates, `${path}.tlsCertificates`);
-    if (certs && certs.length > 0) {
-      certs.forEach((cert, i) => {
+      c.err(`${path}.caCertificates`, `${prefix} requires a client CA bundle`);
+    if (certs.length > 2)
+      c.warn(`${path}.tlsCertificates`, `${prefix} can support up to 2 server certificates`);
+    if (certs.length > 0)
+      certs.forEach((co, i) => {
+        if (!isObj(co)) return;
         const cp = `${path}.tlsCertificates[${i}]`;
-        const co = c.obj(cert, cp, true);
-        if (!co) return;
-        c.str(co.serverCertificate, `${cp}.serverCertificate`, true);
-        c.str(co.privateKey, `${cp}.privateKey`, true);
+        if (!present(co.serverCertificate))
+          c.err(`${cp}.serverCertificate`, `${prefix} requires a server certificate`);
+        if (!present(co.privateKey)) c.err(`${cp}.privateKey`, `${prefix} requires a private key`);
       });
-      if (certs.length > 2) c.warn(`${path}.tlsCertificates`, 'at most 2 server certificates are used');
-    } else {
+    else {
       if (!set('serverCertificate'))
-        c.err(`${path}.serverCertificate`, `is required for mode ${mode} (or set credentialName)`);
-      if (!set('privateKey'))
-        c.err(`${path}.privateKey`, `is required for mode ${mode} (or set credentialName)`);
+        c.err(`${path}.serverCertificate`, `${prefix} requires a server certificate`);
+      if (!set('privateKey')) c.err(`${path}.privateKey`, `${prefix} requires a private key`);
     }
   }
-  const creds = c.strList(t.credentialNames, `${path}.credentialNames`);
-  if (creds.length > 2)
-    c.err(`${path}.credentialNames`, 'at most 2 credential names (one RSA, one ECDSA) may be set');
   if (set('caCrl')) {
     if (set('credentialName'))
-      c.err(`${path}.caCrl`, 'CRL is not supported with credentialName (put it in the credential)');
+      c.err(
+        `${path}.caCrl`,
+        'CRL is not supported with credentialName. CRL has to be specified in the credential',
+      );
     if (mode === 'SIMPLE') c.err(`${path}.caCrl`, 'CRL is not supported with SIMPLE TLS');
   }
-  for (const k of [...certFields, 'credentialName', 'caCrl']) c.str(t[k], `${path}.${k}`);
-  checkProtocolVersions(c, t, path);
-}
-
-function checkProtocolVersions(c: Checker, t: Obj, path: string): void {
-  for (const k of ['minProtocolVersion', 'maxProtocolVersion'])
-    c.oneOf(t[k], `${path}.${k}`, ['TLS_AUTO', 'TLSV1_0', 'TLSV1_1', 'TLSV1_2', 'TLSV1_3']);
 }

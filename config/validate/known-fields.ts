@@ -138,6 +138,7 @@ const SERVER_TLS: Fields = {
   minProtocolVersion: S,
   maxProtocolVersion: S,
   cipherSuites: S,
+  ecdhCurves: S,
   caCertCredentialName: S,
   insecureSkipVerify: S,
 };

@@ -140,10 +140,12 @@ export function validateVirtualService(c: Checker, spec: Obj): void {
       });
   });
   tcp?.forEach((r, i) => {
-    validateL4Route(c, r, `spec.tcp[${i}]`);
+    validateTcpRoute(c, r, `spec.tcp[${i}]`);
   });
+  // Istio isGateway: the gateways do not name `mesh` (no gateways at all counts as a gateway here).
+  const gatewaySni = !(Array.isArray(spec.gateways) && spec.gateways.includes('mesh'));
   tls?.forEach((r, i) => {
-    validateL4Route(c, r, `spec.tls[${i}]`, hosts);
+    validateTlsRoute(c, r, `spec.tls[${i}]`, hosts, gatewaySni);
   });
 }
 
@@ -413,53 +415,131 @@ function validateCors(c: Checker, v: unknown, path: string): void {
   c.oneOf(p.unmatchedPreflights, `${path}.unmatchedPreflights`, ['UNSPECIFIED', 'FORWARD', 'IGNORE']);
 }
 
-/** A TCP route, or a TLS route when `vsHosts` is given (its SNI hosts must lie within them). */
-function validateL4Route(c: Checker, v: unknown, path: string, vsHosts?: string[]): void {
+/** A TCP route (Istio validateTCPRoute, validateTCPMatch). */
+function validateTcpRoute(c: Checker, v: unknown, path: string): void {
   const r = c.obj(v, path, true);
   if (!r) return;
-  const tls = vsHosts !== undefined;
-  const matches = c.arr(r.match, `${path}.match`, tls);
-  matches?.forEach((m, i) => {
+  c.arr(r.match, `${path}.match`)?.forEach((m, i) => {
     const p = `${path}.match[${i}]`;
     const mo = c.obj(m, p, true);
-    if (!mo) return;
-    if (vsHosts)
-      c.strList(mo.sniHosts, `${p}.sniHosts`, true).forEach((sni, j) => {
-        const sp = `${p}.sniHosts[${j}]`;
-        if (isIP(sni)) {
-          c.warn(sp, `using an IP address (${JSON.stringify(sni)}) goes against the SNI spec`);
-          return;
-        }
-        const e = wildcardDomainError(sni);
-        if (e) c.err(sp, e);
-        else if (!vsHosts.some((h) => hostSubsetOf(sni.toLowerCase(), h.toLowerCase())))
-          c.err(
-            sp,
-            `SNI host ${JSON.stringify(sni)} is not a compatible subset of any of the virtual service hosts`,
-          );
-      });
-    if (mo.port !== 0) c.port(mo.port, `${p}.port`);
-    c.labels(mo.sourceLabels, `${p}.sourceLabels`);
-    checkGatewayNames(c, mo.gateways, `${p}.gateways`);
-    c.strList(mo.destinationSubnets, `${p}.destinationSubnets`).forEach((s, j) => {
-      if (!isCIDR(s))
-        c.err(
-          `${p}.destinationSubnets[${j}]`,
-          `${JSON.stringify(s)} is not a valid IP address or CIDR block`,
-        );
-    });
+    if (mo) validateL4Match(c, mo, p);
   });
-  const route = c.arr(r.route, `${path}.route`, true);
+  if (!Array.isArray(r.route) || r.route.length === 0) {
+    if (r.route !== undefined && r.route !== null && !Array.isArray(r.route))
+      c.err(`${path}.route`, 'must be a list');
+    else c.err(`${path}.route`, 'TCP route is required');
+  }
+  validateRouteDestinations(c, r.route, `${path}.route`);
+}
+
+/**
+ * A `tls:` route (Istio validateTLSRoute, validateTLSMatch, validateSniHost): every match block
+ * names SNI hosts, each within the virtual service's hosts. `gatewaySni`: Istio's isGateway (the
+ * gateways do not name `mesh`), which also accepts the SNI AUTO_PASSTHROUGH clients send.
+ */
+function validateTlsRoute(
+  c: Checker,
+  v: unknown,
+  path: string,
+  vsHosts: string[],
+  gatewaySni: boolean,
+): void {
+  const r = c.obj(v, path, true);
+  if (!r) return;
+  if (r.match !== undefined && r.match !== null && !Array.isArray(r.match))
+    c.err(`${path}.match`, 'must be a list');
+  else if (!Array.isArray(r.match) || r.match.length === 0)
+    c.err(`${path}.match`, 'TLS route must have at least one match condition');
+  if (Array.isArray(r.match))
+    r.match.forEach((m, i) => {
+      const p = `${path}.match[${i}]`;
+      if (m === undefined || m === null) {
+        c.err(p, 'TLS match may not be null');
+        return;
+      }
+      const mo = c.obj(m, p, true);
+      if (!mo) return;
+      const missing = Array.isArray(mo.sniHosts)
+        ? mo.sniHosts.length === 0
+        : mo.sniHosts === undefined || mo.sniHosts === null;
+      if (missing) c.err(`${p}.sniHosts`, 'TLS match must have at least one SNI host');
+      c.strList(mo.sniHosts, `${p}.sniHosts`).forEach((sni, j) => {
+        checkSniHost(c, sni, `${p}.sniHosts[${j}]`, vsHosts, gatewaySni);
+      });
+      validateL4Match(c, mo, p);
+    });
+  if (r.route !== undefined && r.route !== null && !Array.isArray(r.route))
+    c.err(`${path}.route`, 'must be a list');
+  else if (!Array.isArray(r.route) || r.route.length === 0) c.err(`${path}.route`, 'TLS route is required');
+  validateRouteDestinations(c, r.route, `${path}.route`);
+}
+
+const AUTO_SNI_FORMAT = 'outbound_.<PORT>_._.<HOSTNAME>';
+
+/** Istio ValidateWildcardDomainForVirtualServiceBoundToGateway for an `outbound_` SNI. */
+function autoSniError(domain: string): string | undefined {
+  const parts = domain.split('_');
+  if (parts.length < 4) return `domain name ${domain} invalid, should follow '${AUTO_SNI_FORMAT}' format`;
+  const port = (parts[1] as string).replace(/^\.+|\.+$/g, '');
+  const host = (parts[3] as string).replace(/^\.+|\.+$/g, '');
+  if (!/[0-9]/.test(port))
+    return `domain name ${JSON.stringify(domain)} invalid (label ${JSON.stringify(port)} invalid). should follow ${AUTO_SNI_FORMAT} format`;
+  if (!/[a-zA-Z]/.test(host))
+    return `domain name ${JSON.stringify(domain)} invalid (label ${JSON.stringify(host)} invalid). should follow ${AUTO_SNI_FORMAT} format`;
+  return undefined;
+}
+
+function checkSniHost(c: Checker, sni: string, path: string, vsHosts: string[], gatewaySni: boolean): void {
+  const e =
+    gatewaySni && sni.startsWith('outbound_') && sni.length <= 255
+      ? autoSniError(sni)
+      : wildcardDomainError(sni);
+  if (e) {
+    if (isIP(sni))
+      c.warn(
+        path,
+        `using an IP address (${JSON.stringify(sni)}) goes against SNI spec and most clients do not support this`,
+      );
+    else c.err(path, e);
+    return;
+  }
+  const n = sni.toLowerCase();
+  if (!vsHosts.some((h) => hostSubsetOf(n, h.toLowerCase())))
+    c.err(
+      path,
+      `SNI host ${JSON.stringify(sni)} is not a compatible subset of any of the virtual service hosts: [${vsHosts.join(', ')}]`,
+    );
+}
+
+/** What TCP and TLS match blocks share (Istio validateTCPMatch, validateTLSMatch). */
+function validateL4Match(c: Checker, mo: Obj, p: string): void {
+  c.strList(mo.destinationSubnets, `${p}.destinationSubnets`).forEach((s, j) => {
+    // Istio ValidateIPSubnet: with one "/" a CIDR block, otherwise an IP address.
+    if (!isCIDR(s))
+      c.err(
+        `${p}.destinationSubnets[${j}]`,
+        s.split('/').length === 2 ? `${s} is not a valid CIDR block` : `${s} is not a valid IP`,
+      );
+  });
+  if (mo.port !== 0) c.port(mo.port, `${p}.port`);
+  c.labels(mo.sourceLabels, `${p}.sourceLabels`);
+  checkGatewayNames(c, mo.gateways, `${p}.gateways`);
+  c.str(mo.sourceNamespace, `${p}.sourceNamespace`);
+}
+
+/** Istio validateRouteDestinations for TCP and TLS routes. */
+function validateRouteDestinations(c: Checker, v: unknown, path: string): void {
+  if (!Array.isArray(v)) return;
   let total = 0;
-  route?.forEach((d, i) => {
-    const p = `${path}.route[${i}]`;
+  v.forEach((d, i) => {
+    const p = `${path}[${i}]`;
     const rd = c.obj(d, p, true);
     if (!rd) return;
     checkDestination(c, rd.destination, `${p}.destination`);
     total += c.int(rd.weight, `${p}.weight`, { min: 0 }) ?? 0;
   });
-  if (route && route.length > 1 && total === 0)
-    c.err(`${path}.route`, 'total destination weight = 0 (give at least one destination a positive weight)');
+  if (v.length > 1 && total === 0)
+    c.err(path, 'total destination weight = 0 (give at least one destination a positive weight)');
 }
 
 /** URIs and authorities go onto the wire as is: control characters (CR, LF, NUL, ...) and spaces

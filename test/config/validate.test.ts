@@ -573,8 +573,14 @@ const invalid: Case[] = [
       'host: reviews\ntrafficPolicy: {portLevelSettings: [{port: {number: 443}, tls: {mode: MUTUAL}}]}',
     ),
     errors: [
-      [`${DR}: spec.trafficPolicy.portLevelSettings[0].tls.clientCertificate`, 'is required for mode MUTUAL'],
-      [`${DR}: spec.trafficPolicy.portLevelSettings[0].tls.privateKey`, 'is required for mode MUTUAL'],
+      [
+        `${DR}: spec.trafficPolicy.portLevelSettings[0].tls.clientCertificate`,
+        'client certificate required for mutual tls',
+      ],
+      [
+        `${DR}: spec.trafficPolicy.portLevelSettings[0].tls.privateKey`,
+        'private key required for mutual tls',
+      ],
     ],
   },
   {
@@ -583,7 +589,12 @@ const invalid: Case[] = [
       'DestinationRule',
       'host: reviews\ntrafficPolicy: {tls: {mode: SIMPLE, credentialName: creds, caCertificates: /etc/ca.pem}}',
     ),
-    errors: [[`${DR}: spec.trafficPolicy.tls.caCertificates`, 'cannot be set together with credentialName']],
+    errors: [
+      [
+        `${DR}: spec.trafficPolicy.tls`,
+        'cannot specify client certificates or CA certificate or CA CRL If credentialName is set',
+      ],
+    ],
   },
   {
     name: 'duplicate subset names',
@@ -678,7 +689,7 @@ const invalid: Case[] = [
   {
     name: 'HTTPS server without tls',
     yaml: doc('Gateway', 'servers:\n- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ["*"]'),
-    errors: [[`${GW}: spec.servers[0].tls`, 'server must have TLS settings for HTTPS protocol']],
+    errors: [[`${GW}: spec.servers[0].tls`, 'server must have TLS settings for HTTPS/TLS protocols']],
   },
   {
     name: 'server TLS mode that does not exist',
@@ -695,8 +706,8 @@ const invalid: Case[] = [
       'servers:\n- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ["*"]\n  tls: {mode: SIMPLE}',
     ),
     errors: [
-      [`${GW}: spec.servers[0].tls.serverCertificate`, 'is required for mode SIMPLE'],
-      [`${GW}: spec.servers[0].tls.privateKey`, 'is required for mode SIMPLE'],
+      [`${GW}: spec.servers[0].tls.serverCertificate`, 'SIMPLE TLS requires a server certificate'],
+      [`${GW}: spec.servers[0].tls.privateKey`, 'SIMPLE TLS requires a private key'],
     ],
   },
   {
@@ -705,7 +716,7 @@ const invalid: Case[] = [
       'Gateway',
       'servers:\n- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ["*"]\n  tls: {mode: MUTUAL, serverCertificate: /c.pem, privateKey: /k.pem}',
     ),
-    errors: [[`${GW}: spec.servers[0].tls.caCertificates`, 'is required for mode MUTUAL']],
+    errors: [[`${GW}: spec.servers[0].tls.caCertificates`, 'MUTUAL TLS requires a client CA bundle']],
   },
   {
     name: 'TLS termination settings on a plain HTTP server',
