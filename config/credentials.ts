@@ -55,10 +55,7 @@ export function credentialRef(name: string, proxyNamespace: string): string {
 }
 
 /** The store key of a server's or a cluster's TLS setting (undefined: it needs no material). */
-export function serverCredentialKey(
-  t: ServerTLSSettings & { caCrl?: string },
-  proxyNamespace: string,
-): string | undefined {
+export function serverCredentialKey(t: ServerTLSSettings, proxyNamespace: string): string | undefined {
   const mode = t.mode ?? 'PASSTHROUGH';
   if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH' || mode === 'ISTIO_MUTUAL') return undefined;
   const need: CredentialNeed = mode === 'SIMPLE' ? 'server' : 'server-mutual';
@@ -66,10 +63,7 @@ export function serverCredentialKey(
   return fileKey(t.serverCertificate, t.privateKey, t.caCertificates, t.caCrl, need);
 }
 
-export function clientCredentialKey(
-  t: ClientTLSSettings & { caCrl?: string },
-  proxyNamespace: string,
-): string | undefined {
+export function clientCredentialKey(t: ClientTLSSettings, proxyNamespace: string): string | undefined {
   const mode = t.mode ?? 'DISABLE';
   if (mode !== 'SIMPLE' && mode !== 'MUTUAL') return undefined;
   const need: CredentialNeed = mode === 'SIMPLE' ? 'client' : 'client-mutual';

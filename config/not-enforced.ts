@@ -67,8 +67,6 @@ export function isUnservedKind(apiVersion: unknown, kind: unknown): boolean {
   return Object.hasOwn(UNSERVED_KINDS, unservedKey(apiVersion, kind));
 }
 
-const NOT_SERVED_PROTOCOLS = new Set(['TCP', 'TLS', 'HTTPS', 'MONGO', 'MYSQL', 'REDIS', 'UDP', 'HTTP_PROXY']);
-
 /** A Gateway server courier does not serve as configured, or undefined. */
 function serverMessage(server: Server): string | undefined {
   const proto = server.port.protocol.toUpperCase();
@@ -77,26 +75,61 @@ function serverMessage(server: Server): string | undefined {
     return `${proto} is served as HTTP/1.1: HTTP/2 clients on port ${port}${proto === 'GRPC' ? ' (every gRPC client)' : ''} are not understood`;
   if (proto === 'GRPC-WEB')
     return `GRPC-WEB is served as plain HTTP/1.1: gRPC-Web requests on port ${port} reach the upstream as they are, not translated to gRPC`;
-  if (!NOT_SERVED_PROTOCOLS.has(proto)) return undefined;
-  if (proto !== 'HTTPS' && proto !== 'TLS')
+  if (proto === 'UDP' || proto === 'HTTP_PROXY')
     return `${proto} is not served yet: nothing listens for this server on port ${port}`;
-  const mode = server.tls?.mode ?? 'PASSTHROUGH';
-  if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH')
-    return `${proto} (TLS ${mode}) is not served yet: TLS connections on port ${port} are not passed through; nothing listens for this server`;
-  return `${proto} (TLS ${mode}) is not served yet: nothing listens for this server on port ${port}; its hosts get no TLS termination`;
+  if (proto !== 'HTTPS' && proto !== 'TLS') return undefined;
+  const tls = server.tls ?? {};
+  const mode = tls.mode ?? 'PASSTHROUGH';
+  if (mode === 'AUTO_PASSTHROUGH')
+    return `${proto} (TLS AUTO_PASSTHROUGH) is not served yet: connections on port ${port} get no filter chain from it (no SNI-encoded clusters)`;
+  if (mode === 'ISTIO_MUTUAL')
+    return `${proto} (TLS ISTIO_MUTUAL) is not served yet: the gateway has no workload certificate, so connections to this server on port ${port} are refused`;
+  return undefined;
+}
+
+/** Server TLS fields courier does not honour yet (the server is served without them, or refused). */
+function serverTlsFields(server: Server): [string, string][] {
+  const t = server.tls as
+    | (Server['tls'] & {
+        credentialNames?: unknown[];
+        tlsCertificates?: unknown[];
+        caCertCredentialName?: string;
+      })
+    | undefined;
+  if (!t || t.mode === undefined || t.mode === 'PASSTHROUGH' || t.mode === 'AUTO_PASSTHROUGH') return [];
+  const out: [string, string][] = [];
+  if (t.credentialNames?.length)
+    out.push([
+      'credentialNames',
+      'several certificates per server are not served yet: without credentialName this server has no certificate and its connections are refused',
+    ]);
+  if (t.tlsCertificates?.length)
+    out.push([
+      'tlsCertificates',
+      'several certificates per server are not served yet: without serverCertificate/privateKey this server has no certificate and its connections are refused',
+    ]);
+  if (t.caCertCredentialName)
+    out.push([
+      'caCertCredentialName',
+      'is not read yet: client certificates are verified against the CA of credentialName (or its -cacert Secret)',
+    ]);
+  return out;
 }
 
 const UPSTREAM_HTTP2 = new Set(['HTTP2', 'GRPC', 'GRPC-WEB']);
 const UPSTREAM_TLS = new Set(['HTTPS', 'TLS']);
 const UPSTREAM_TCP = new Set(['TCP', 'MONGO', 'MYSQL', 'REDIS']);
 
-function servicePortMessage(proto: string, target: string): string | undefined {
+function servicePortMessage(proto: string, target: string, router: boolean): string | undefined {
   if (UPSTREAM_HTTP2.has(proto))
     return `upstream ${proto} is not spoken yet: requests to ${target} are sent as HTTP/1.1, not HTTP/2`;
+  // A gateway passes TLS through and proxies TCP to these ports (VS tls/tcp routes); sidecars
+  // build HTTP listeners only.
+  if (router) return undefined;
   if (UPSTREAM_TLS.has(proto))
-    return `${proto} is not served yet: connections to ${target} are not passed through as TLS; requests routed there are sent as plaintext HTTP/1.1`;
+    return `${proto} is not served yet: sidecars do not pass connections to ${target} through as TLS; requests routed there are sent as plaintext HTTP/1.1`;
   if (UPSTREAM_TCP.has(proto))
-    return `${proto} is not served yet: connections to ${target} are not proxied as TCP; only HTTP/1.1 requests are routed there`;
+    return `${proto} is not served yet: sidecars do not proxy connections to ${target} as TCP; only HTTP/1.1 requests are routed there`;
   return undefined;
 }
 
@@ -257,6 +290,7 @@ export function notEnforced(
     gw.spec.servers.forEach((s, i) => {
       const m = serverMessage(s);
       if (m) add(gw, `spec.servers[${i}].port.protocol`, m);
+      for (const [field, msg] of serverTlsFields(s)) add(gw, `spec.servers[${i}].tls.${field}`, msg);
       const key = `${s.bind || '0.0.0.0'}:${s.port.number}`;
       const proto = s.port.protocol.toUpperCase();
       const first = portProtocol.get(key);
@@ -292,17 +326,19 @@ export function notEnforced(
         : (vs.spec.gateways ?? []).some((g) => gatewayNames.has(gatewayRef(g, vs.namespace))));
     if (!bound) continue;
     const hosts = (vs.spec.hosts ?? []).join(', ');
-    if ((vs.spec.tcp ?? []).length > 0)
+    // Gateways route TCP and TLS connections by them; sidecars build HTTP listeners only.
+    const atSidecar = identity ? identity.mode === 'sidecar' : appliesToMesh(vs);
+    if ((vs.spec.tcp ?? []).length > 0 && atSidecar)
       add(
         vs,
         'spec.tcp',
-        `tcp routes are not served yet: TCP connections to ${hosts} are not routed by them`,
+        `tcp routes are not served at sidecars yet: TCP connections to ${hosts} are not routed by them`,
       );
-    if ((vs.spec.tls ?? []).length > 0)
+    if ((vs.spec.tls ?? []).length > 0 && atSidecar)
       add(
         vs,
         'spec.tls',
-        `tls routes are not served yet: TLS connections to ${hosts} are not routed by them`,
+        `tls routes are not served at sidecars yet: TLS connections to ${hosts} are not routed by them`,
       );
     vs.spec.http?.forEach((h, i) => {
       if (h.delegate)
@@ -323,7 +359,11 @@ export function notEnforced(
   for (const se of of('ServiceEntry')) {
     const hosts = se.spec.hosts.join(', ');
     se.spec.ports?.forEach((p, i) => {
-      const m = servicePortMessage((p.protocol ?? '').toUpperCase(), `${hosts}:${p.number}`);
+      const m = servicePortMessage(
+        (p.protocol ?? '').toUpperCase(),
+        `${hosts}:${p.number}`,
+        identity?.mode === 'router',
+      );
       if (m) add(se, `spec.ports[${i}].protocol`, m);
     });
     exportTo(se, se.spec.exportTo);
@@ -396,7 +436,10 @@ export function countByKind(list: readonly NotEnforced[]): Map<string, number> {
 
 /** Protocols one HTTP listener serves together (HTTP, HTTP2, GRPC share the HTTP codec). */
 function sameListener(protocol: string): string {
-  return protocol === 'HTTP' || protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB'
-    ? 'http'
-    : protocol;
+  if (protocol === 'HTTP' || protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-WEB')
+    return 'http';
+  if (protocol === 'HTTPS' || protocol === 'TLS') return 'tls';
+  if (protocol === 'TCP' || protocol === 'MONGO' || protocol === 'MYSQL' || protocol === 'REDIS')
+    return 'tcp';
+  return protocol;
 }

@@ -83,9 +83,12 @@ function hits(percent: number, random: () => number): boolean {
   return percent >= 100 || (percent > 0 && random() * 100 < percent);
 }
 
-/** `Location` of an HTTP server's `httpsRedirect` (the Host without its port). */
+/**
+ * `Location` of an HTTP server's `httpsRedirect` (Envoy's `require_tls: ALL`): the Host exactly as
+ * sent, port included, then the path and query.
+ */
 export function httpsRedirectLocation(authority: string, pathAndQuery: string): string {
-  return `https://${authority.replace(/:\d+$/, '')}${pathAndQuery}`;
+  return `https://${authority}${pathAndQuery}`;
 }
 
 /**

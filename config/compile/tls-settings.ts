@@ -5,6 +5,7 @@
 import { type CredentialStore, clientCredentialKey, serverCredentialKey } from '../credentials.js';
 import type { ClientTls, ServerTls, TlsMaterial } from '../snapshot.js';
 import type { ClientTLSSettings, ServerTLSSettings } from '../types.js';
+import { isValidCipherSuite } from '../validate/gateway.js';
 
 const VERSIONS = {
   TLSV1_0: 'TLSv1',
@@ -12,25 +13,6 @@ const VERSIONS = {
   TLSV1_2: 'TLSv1.2',
   TLSV1_3: 'TLSv1.3',
 } as const;
-
-/** The TLS ≤ 1.2 suites Istio accepts (ValidCipherSuites); OpenSSL knows them by these names. */
-export const VALID_CIPHER_SUITES: ReadonlySet<string> = new Set([
-  'ECDHE-ECDSA-AES128-GCM-SHA256',
-  'ECDHE-RSA-AES128-GCM-SHA256',
-  'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384',
-  'ECDHE-ECDSA-CHACHA20-POLY1305',
-  'ECDHE-RSA-CHACHA20-POLY1305',
-  'ECDHE-ECDSA-AES128-SHA',
-  'ECDHE-RSA-AES128-SHA',
-  'ECDHE-ECDSA-AES256-SHA',
-  'ECDHE-RSA-AES256-SHA',
-  'AES128-GCM-SHA256',
-  'AES256-GCM-SHA384',
-  'AES128-SHA',
-  'AES256-SHA',
-  'DES-CBC3-SHA',
-]);
 
 /** Material a key was not resolved for (compile without the agent's store, e.g. `explain`). */
 function unresolved(key: string): TlsMaterial {
@@ -42,25 +24,13 @@ function lookup(store: CredentialStore, key: string | undefined): TlsMaterial | 
   return store[key] ?? unresolved(key);
 }
 
-type ServerSettings = ServerTLSSettings & {
-  caCrl?: string;
-  cipherSuites?: string[];
-  subjectAltNames?: string[];
-  verifyCertificateSpki?: string[];
-  verifyCertificateHash?: string[];
-};
-
-export function compileServerTls(t: ServerSettings, store: CredentialStore, namespace: string): ServerTls {
+export function compileServerTls(t: ServerTLSSettings, store: CredentialStore, namespace: string): ServerTls {
   const mode =
     t.mode === 'MUTUAL' || t.mode === 'OPTIONAL_MUTUAL' || t.mode === 'ISTIO_MUTUAL' ? t.mode : 'SIMPLE';
   const min = VERSIONS[t.minProtocolVersion as keyof typeof VERSIONS];
   const max = VERSIONS[t.maxProtocolVersion as keyof typeof VERSIONS];
   let ciphers = t.cipherSuites?.length
-    ? [
-        ...new Set(
-          t.cipherSuites.filter((c) => VALID_CIPHER_SUITES.has(c) || c === 'ALL' || /^[^A-Za-z0-9]/.test(c)),
-        ),
-      ].join(':')
+    ? [...new Set(t.cipherSuites.filter((c) => c !== '' && isValidCipherSuite(c)))].join(':')
     : undefined;
   // TLS 1.0/1.1 need OpenSSL's lowest security level to negotiate at all (Istio: compatible ciphers).
   if (min === 'TLSv1' || min === 'TLSv1.1') ciphers = `${ciphers || 'DEFAULT'}:@SECLEVEL=0`;
@@ -92,7 +62,7 @@ const DISABLED: ClientTls = Object.freeze({
 
 /** A cluster's upstream TLS: DestinationRule `tls` at the level that applies (already merged). */
 export function compileClientTls(
-  t: (ClientTLSSettings & { caCrl?: string }) | undefined,
+  t: ClientTLSSettings | undefined,
   store: CredentialStore,
   namespace: string,
   defaultSubjectAltNames: readonly string[] = [],

@@ -1,6 +1,6 @@
 // What courier does not enforce yet is never ignored silently by the running agent: an
 // AuthorizationPolicy (DENY), a DestinationRule with TLS origination, an HTTPS and a GRPC gateway
-// server are each a warning in the log, an entry of /config_dump's `not_enforced` and counted in
+// server (ISTIO_MUTUAL, which needs mesh identities) are each a warning in the log, an entry of /config_dump's `not_enforced` and counted in
 // `courier_config_not_enforced{kind}` on the merged metrics (status port). Removing the policy
 // (hot reload) takes it out of all three; an EnvoyFilter, which changes no config version, is
 // reported too. Traffic is unchanged: the DENY policy does not deny (that is a later issue).
@@ -42,7 +42,7 @@ const HOST = 'shop.default.svc.cluster.local';
 const configDir = writeConfigDir({
   'gw.yaml': `${gatewayYaml(port)}  - port: {number: ${httpsPort}, name: https, protocol: HTTPS}
     hosts: ["*"]
-    tls: {mode: SIMPLE, credentialName: shop-cert}
+    tls: {mode: ISTIO_MUTUAL}
   - port: {number: ${grpcPort}, name: grpc, protocol: GRPC}
     hosts: ["*"]
 `,
@@ -108,7 +108,7 @@ t.test('the agent reports each item: log, /config_dump, metric; traffic is uncha
   for (const line of [
     /warn pilot-agent: ap\.yaml\[0\] AuthorizationPolicy\/default\/deny-all: spec: AuthorizationPolicy is not enforced: requests are NOT checked against it \(action DENY/,
     /warn pilot-agent: dr\.yaml\[0\] DestinationRule\/default\/shop: spec\.trafficPolicy\.tls\.mode: SIMPLE is not enforced yet: traffic to shop\.default\.svc\.cluster\.local leaves in plaintext/,
-    /warn pilot-agent: gw\.yaml\[0\] Gateway\/default\/gw: spec\.servers\[1\]\.port\.protocol: HTTPS \(TLS SIMPLE\) is not served yet/,
+    /warn pilot-agent: gw\.yaml\[0\] Gateway\/default\/gw: spec\.servers\[1\]\.port\.protocol: HTTPS \(TLS ISTIO_MUTUAL\) is not served yet/,
     /warn pilot-agent: gw\.yaml\[0\] Gateway\/default\/gw: spec\.servers\[2\]\.port\.protocol: GRPC is served as HTTP\/1\.1/,
   ])
     t.match(logs, line);

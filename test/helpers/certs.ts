@@ -147,7 +147,8 @@ export async function makeCa(name: string): Promise<Ca> {
         signingAlgorithm: ALG,
         extensions: [await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey)],
       });
-      return `${crl.toString('pem')}\n`;
+      // OpenSSL reads `X509 CRL` PEM blocks only.
+      return `${crl.toString('pem').replace(/-----(BEGIN|END) CRL-----/g, '-----$1 X509 CRL-----')}\n`;
     },
   };
   return ca;
@@ -163,7 +164,7 @@ export function tlsSecretYaml(
   const lines = Object.entries(keys).map(([k, v]) =>
     opts.stringData
       ? `  ${JSON.stringify(k)}: ${JSON.stringify(v)}`
-      : `  ${JSON.stringify(k)}: ${Buffer.from(v).toString('base64')}`,
+      : `  ${JSON.stringify(k)}: ${JSON.stringify(Buffer.from(v).toString('base64'))}`,
   );
   return [
     'apiVersion: v1',

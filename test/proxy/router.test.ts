@@ -94,7 +94,12 @@ t.test('redirect locations: prefix rewrite of the matched block, derived port, q
     'https://a/',
     "the old scheme's default port does not carry over",
   );
-  t.equal(httpsRedirectLocation('secure.example.com:8443', '/p?x=1'), 'https://secure.example.com/p?x=1');
+  t.equal(
+    httpsRedirectLocation('secure.example.com:8443', '/p?x=1'),
+    'https://secure.example.com:8443/p?x=1',
+    'Envoy keeps the Host as sent, port included',
+  );
+  t.equal(httpsRedirectLocation('a', '/p?q=1'), 'https://a/p?q=1');
 });
 
 t.test('pickDestination follows the weights with the injected random source', async (t) => {
