@@ -111,6 +111,8 @@ export function adminHandler(agent: Agent) {
             spec: r.spec,
           })),
           warnings: agent.active?.warnings ?? [],
+          // TLS material in use: certificates described, keys never shown.
+          secrets: agent.secrets(),
           // Each: kind, namespace, name, file, index (document), path (field), message.
           not_enforced: agent.active?.notEnforced ?? [],
           last_rejection: agent.lastRejection ?? null,
@@ -120,6 +122,8 @@ export function adminHandler(agent: Agent) {
             bound: w.bound,
           })),
         });
+      case '/certs':
+        return json(res, 200, { certificates: agent.secrets() });
       case '/listeners':
         return json(res, 200, snap ? describeListeners(snap) : []);
       case '/clusters': {

@@ -9,7 +9,12 @@ import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { compile } from '../config/compile/index.js';
-import { type CredentialStore, resolveCredentials } from '../config/credentials.js';
+import {
+  type CertificateInfo,
+  type CredentialStore,
+  describeCertificates,
+  resolveCredentials,
+} from '../config/credentials.js';
 import { countByKind, formatNotEnforced, type NotEnforced, notEnforced } from '../config/not-enforced.js';
 import type { ProxyIdentity } from '../config/snapshot.js';
 import { type AnyResource, formatError } from '../config/types.js';
@@ -30,6 +35,16 @@ export interface ActiveConfig {
   credentials: CredentialStore;
   /** Credentials that are broken (kept at their last good material, or refused). */
   credentialProblems: readonly string[];
+}
+
+/** One credential in use, as /certs, /config_dump and `proxy-config secrets` show it. */
+export interface SecretInfo {
+  name: string;
+  source: string;
+  state: 'ACTIVE' | 'STALE' | 'ERROR';
+  error?: string;
+  certificates: CertificateInfo[];
+  ca_certificates: CertificateInfo[];
 }
 
 interface WorkerState {
@@ -108,6 +123,31 @@ export class Agent {
         this.inc(counters.workerRestarts);
       },
     });
+    const secrets = () => this.secrets();
+    new Gauge({
+      name: 'courier_server_seconds_until_first_cert_expiring',
+      help: "Seconds until the first certificate in use (server, client or CA) expires (Envoy's server.days_until_first_cert_expiring, in seconds); absent while none is loaded.",
+      registers,
+      collect() {
+        this.reset();
+        const expiries = secrets().flatMap((s) =>
+          s.state === 'ERROR' ? [] : [...s.certificates, ...s.ca_certificates].map((c) => c.expires),
+        );
+        if (expiries.length > 0) this.set(Math.floor((Math.min(...expiries) - Date.now()) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'courier_tls_credentials',
+      help: 'TLS credentials the active config refers to, by state: ACTIVE, STALE (new material was broken: the last good is served), ERROR (never good: its server refuses connections, its cluster answers 503).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        const counts = { ACTIVE: 0, STALE: 0, ERROR: 0 };
+        for (const s of secrets()) counts[s.state]++;
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    });
     // Per kind for the active config; a kind that had entries and no longer has shows 0.
     const kinds = new Set<string>();
     const current = () => this.active?.notEnforced ?? [];
@@ -122,6 +162,29 @@ export class Agent {
         for (const k of counts.keys()) kinds.add(k);
         for (const k of kinds) this.set({ kind: k }, counts.get(k) ?? 0);
       },
+    });
+  }
+
+  /** Credentials in use: each certificate (leaf and CA) described, never the keys. */
+  secrets(): SecretInfo[] {
+    const store = this.active?.credentials ?? {};
+    const problems = this.active?.credentialProblems ?? [];
+    return Object.entries(store).map(([key, m]) => {
+      const stale = problems.find(
+        (p) => p.startsWith(`${m.source}:`) && p.endsWith('still serving the last good material'),
+      );
+      return {
+        name: key,
+        source: m.source,
+        state: m.error !== undefined ? 'ERROR' : stale ? 'STALE' : 'ACTIVE',
+        ...(m.error !== undefined
+          ? { error: m.error }
+          : stale
+            ? { error: stale.slice(m.source.length + 2) }
+            : {}),
+        certificates: describeCertificates(m.cert),
+        ca_certificates: describeCertificates(m.ca),
+      };
     });
   }
 

@@ -22,7 +22,7 @@ const USAGE = `usage:
   courier validate PATH...
   courier explain --config-dir DIR [--mode router|sidecar] [--labels k=v,...] [--namespace NS] METHOD URL [-H 'name: value']...
   courier kube-inject -f FILE
-  courier proxy-config routes|clusters|listeners|endpoints [--admin URL] [-o json]`;
+  courier proxy-config routes|clusters|listeners|endpoints|secrets [--admin URL] [-o json]`;
 
 export function validateCommand(paths: string[], io: Io = stdio): number {
   if (paths.length === 0) {

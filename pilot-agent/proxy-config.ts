@@ -1,4 +1,4 @@
-// `courier proxy-config routes|clusters|listeners|endpoints [--admin URL] [-o json]`: tables
+// `courier proxy-config routes|clusters|listeners|endpoints|secrets [--admin URL] [-o json]`: tables
 // (or JSON) from the admin API, like `istioctl proxy-config`.
 
 import { UsageError } from './options.js';
@@ -28,6 +28,51 @@ interface ClusterInfo {
   lb_policy: string;
   destination_rule: string | null;
   endpoints: { address: string; labels: Record<string, string>; weight: number }[];
+}
+
+export interface SecretRow {
+  name: string;
+  source: string;
+  state: string;
+  error?: string;
+  certificates: CertRow[];
+  ca_certificates: CertRow[];
+}
+
+interface CertRow {
+  subject: string;
+  subjectAltNames: string[];
+  serial: string;
+  notBefore: string;
+  notAfter: string;
+}
+
+/** `istioctl proxy-config secret`'s table: one row per certificate (leaf chain and CA). */
+export function renderSecrets(secrets: SecretRow[]): string {
+  const rows: Row[] = [];
+  for (const s of secrets) {
+    const certs = [
+      ...s.certificates.map((c) => ['Cert Chain', c] as const),
+      ...s.ca_certificates.map((c) => ['CA', c] as const),
+    ];
+    const status = s.error ? `${s.state}: ${s.error}` : s.state;
+    if (certs.length === 0) rows.push([s.source, '-', status, '-', '-', '-', '-', '-']);
+    for (const [type, c] of certs)
+      rows.push([
+        s.source,
+        type,
+        status,
+        c.serial,
+        c.notAfter,
+        c.notBefore,
+        c.subject,
+        c.subjectAltNames.join(',') || '-',
+      ]);
+  }
+  return table(
+    ['RESOURCE NAME', 'TYPE', 'STATUS', 'SERIAL NUMBER', 'NOT AFTER', 'NOT BEFORE', 'SUBJECT', 'SANS'],
+    rows,
+  );
 }
 
 export function table(header: Row, rows: Row[]): string {
@@ -113,7 +158,7 @@ export function renderProxyConfig(kind: string, listeners: ListenerInfo[], clust
       );
   }
   throw new UsageError(
-    `unknown proxy-config kind ${JSON.stringify(kind)} (routes, clusters, listeners, endpoints)`,
+    `unknown proxy-config kind ${JSON.stringify(kind)} (routes, clusters, listeners, endpoints, secrets)`,
   );
 }
 
@@ -128,8 +173,10 @@ export async function proxyConfigCommand(argv: string[], out: (s: string) => voi
     else if (a === '-ojson') json = true;
     else kind = a;
   }
-  if (!kind || !['routes', 'clusters', 'listeners', 'endpoints'].includes(kind))
-    throw new UsageError('courier proxy-config routes|clusters|listeners|endpoints [--admin URL] [-o json]');
+  if (!kind || !['routes', 'clusters', 'listeners', 'endpoints', 'secrets'].includes(kind))
+    throw new UsageError(
+      'courier proxy-config routes|clusters|listeners|endpoints|secrets [--admin URL] [-o json]',
+    );
   const base = admin.replace(/\/$/, '');
   const get = async <T>(path: string): Promise<T> => {
     const r = await fetch(`${base}${path}`).catch((e: Error) => {
@@ -140,6 +187,11 @@ export async function proxyConfigCommand(argv: string[], out: (s: string) => voi
     if (!r.ok) throw new Error(`${base}${path}: HTTP ${r.status}`);
     return (await r.json()) as T;
   };
+  if (kind === 'secrets') {
+    const { certificates } = await get<{ certificates: SecretRow[] }>('/certs');
+    out(json ? JSON.stringify(certificates, null, 2) : renderSecrets(certificates));
+    return 0;
+  }
   const needsClusters = kind === 'clusters' || kind === 'endpoints';
   const listeners = needsClusters ? [] : await get<ListenerInfo[]>('/listeners');
   const clusters = needsClusters ? await get<ClusterInfo[]>('/clusters') : [];
