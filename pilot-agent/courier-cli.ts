@@ -20,7 +20,9 @@ const stdio: Io = {
 
 const USAGE = `usage:
   courier validate PATH...
-  courier explain --config-dir DIR [--mode router|sidecar] [--labels k=v,...] [--namespace NS] METHOD URL [-H 'name: value']...
+  courier explain --config-dir DIR [--mode router|sidecar] [--labels k=v,...] [--namespace NS]
+                  [--sni NAME] [--credentials-dir DIR] METHOD URL [-H 'name: value']...
+  courier explain --config-dir DIR [...] tcp://HOST:PORT | tls://SNI:PORT
   courier kube-inject -f FILE
   courier proxy-config routes|clusters|listeners|endpoints|secrets [--admin URL] [-o json]`;
 

@@ -1,12 +1,17 @@
-// `courier explain`: which listener, virtual host, route, action, cluster/subset and load-balancing
-// policy a request would take — computed by compile() and the proxy's own router (proxy/router.ts,
-// pure: no upstream code is loaded), so what it prints is what the proxy decides.
+// `courier explain`: which listener, filter chain (by SNI for TLS), virtual host, route, action,
+// cluster/subset and load-balancing policy a request or a connection would take — computed by
+// compile(), the dispatcher's chain selection (proxy/listener-dispatch.ts) and the proxy's own
+// router (proxy/router.ts, pure: no upstream code is loaded), so what it prints is what the proxy
+// decides. `https://` URLs go through the port's TLS chains by SNI (`--sni`, else the URL's host);
+// `tcp://` and `tls://` URLs explain a connection (a TCP route, or a TLS one by SNI).
 
 import { compile } from '../config/compile/index.js';
+import { resolveCredentials } from '../config/credentials.js';
 import { loadConfig } from '../config/load.js';
-import type { ProxyIdentity, RequestView, Snapshot } from '../config/snapshot.js';
+import type { Listener, ProxyIdentity, RequestView, ServerTls, Snapshot } from '../config/snapshot.js';
 import { formatError } from '../config/types.js';
 import { normalizePath } from '../proxy/http-util.js';
+import { SERVED, selectFilterChain } from '../proxy/listener-dispatch.js';
 import { decideRoute, httpsRedirectLocation, redirectLocation } from '../proxy/router.js';
 import { parseLabels, UsageError } from './options.js';
 
@@ -16,6 +21,9 @@ export interface ExplainArgs {
   method: string;
   url: string;
   headers: Record<string, string>;
+  /** SNI of a TLS connection (default: the URL's host name); '' for none. */
+  sni?: string;
+  credentialsDir?: string;
 }
 
 export function parseExplainArgs(argv: string[]): ExplainArgs {
@@ -24,6 +32,8 @@ export function parseExplainArgs(argv: string[]): ExplainArgs {
   let labels: Record<string, string> | undefined;
   let namespace = 'default';
   const headers: Record<string, string> = {};
+  let sni: string | undefined;
+  let credentialsDir: string | undefined;
   const pos: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -38,6 +48,8 @@ export function parseExplainArgs(argv: string[]): ExplainArgs {
       if (m !== 'router' && m !== 'sidecar') throw new UsageError('--mode must be router or sidecar');
       mode = m;
     } else if (a === '--labels') labels = parseLabels(next());
+    else if (a === '--sni') sni = next();
+    else if (a === '--credentials-dir') credentialsDir = next();
     else if (a === '--namespace') namespace = next();
     else if (a === '-H' || a === '--header') {
       const h = next();
@@ -47,21 +59,33 @@ export function parseExplainArgs(argv: string[]): ExplainArgs {
     } else pos.push(a);
   }
   if (!configDir) throw new UsageError('--config-dir is required');
+  // A connection (tcp://, tls://) needs no method.
+  if (pos.length === 1 && /^(tcp|tls):\/\//.test(pos[0] as string)) pos.unshift('CONNECT');
   const [method, url] = pos;
-  if (!method || !url || pos.length > 2) throw new UsageError('expected METHOD URL');
+  if (!method || !url || pos.length > 2)
+    throw new UsageError('expected METHOD URL (or a tcp:// or tls:// URL)');
   return {
     configDir,
     identity: { mode, labels: labels ?? (mode === 'router' ? { istio: 'ingressgateway' } : {}), namespace },
     method: method.toUpperCase(),
     url,
     headers,
+    ...(sni !== undefined ? { sni } : {}),
+    ...(credentialsDir !== undefined ? { credentialsDir } : {}),
   };
 }
 
 export function explain(args: ExplainArgs): { lines: string[]; ok: boolean } {
   const r = loadConfig([args.configDir], { displayBase: args.configDir });
   if (r.errors.length > 0) return { lines: r.errors.map(formatError), ok: false };
-  const snap = compile(r.resources, args.identity);
+  // TLS material as the agent resolves it, so a chain's certificate problems show as they would.
+  const creds = resolveCredentials(r.resources, {
+    namespace: args.identity.namespace,
+    secrets: r.secrets,
+    configDir: args.configDir,
+    credentialsDir: args.credentialsDir,
+  });
+  const snap = compile(r.resources, args.identity, creds.store);
   return explainRequest(snap, args);
 }
 
@@ -73,26 +97,69 @@ export function explainRequest(snap: Snapshot, args: ExplainArgs): { lines: stri
   } catch {
     return { lines: [`invalid URL ${JSON.stringify(args.url)}`], ok: false };
   }
-  const port = u.port ? Number(u.port) : 80;
+  const scheme = u.protocol.slice(0, -1);
+  const tls = scheme === 'https' || scheme === 'tls';
+  const port = u.port ? Number(u.port) : tls ? 443 : 80;
   const authority = args.headers.host ?? u.host;
-  const listener =
+  const found =
     snap.identity.mode === 'sidecar'
       ? snap.listeners.find((l) => l.kind === 'outbound')
       : snap.listeners.find((l) => l.port === port);
-  if (!listener) {
+  if (!found) {
     lines.push(
-      `listener: none on port ${port} (listeners: ${snap.listeners.map((l) => l.name).join(', ') || 'none'})`,
+      `listener: none on port ${port} (listeners: ${snap.listeners.map((l) => l.name).join(', ') || 'none'}) -> connection refused`,
     );
     return { lines, ok: false };
   }
-  lines.push(`listener: ${listener.name} (${listener.kind}, ${listener.protocol})`);
+  lines.push(`listener: ${found.name} (${found.kind}, ${found.protocol})`);
+  // The filter chain, as the dispatcher picks it from the connection's first bytes.
+  const sni = args.sni ?? (tls ? u.hostname : undefined);
+  const first = tls ? 'tls' : scheme === 'tcp' ? 'tcp' : 'http1';
+  const chain = selectFilterChain(
+    found.filterChains,
+    first,
+    tls ? { serverName: sni || undefined, alpn: [], length: 0 } : undefined,
+    SERVED,
+  );
+  if (!chain) {
+    lines.push(
+      `filter chain: none matches ${tls ? (sni ? `SNI ${JSON.stringify(sni)}` : 'a connection without SNI') : `${first} bytes`} -> connection closed (NR filter_chain_not_found)`,
+    );
+    return { lines, ok: true };
+  }
+  const names = chain.match.serverNames.length ? ` server names ${chain.match.serverNames.join(', ')}` : '';
+  lines.push(`filter chain: ${chain.name} (${chain.transport}${names})`);
+  if (chain.transport === 'https' || (chain.transport === 'tcp' && chain.tls)) {
+    const t = chain.tls as ServerTls;
+    const m = t.material;
+    lines.push(
+      `  tls: terminated, ${t.mode}${m?.source ? ` with ${m.source.replace(/#.*$/, '')}` : ''}${m?.error ? ` (${m.error}: connections are refused)` : ''}`,
+    );
+  }
+  if (chain.transport === 'tcp' || chain.transport === 'tls_passthrough') {
+    lines.push(`route: ${chain.route.name} (from VirtualService ${chain.route.virtualService})`);
+    for (const d of chain.route.destinations) {
+      const share =
+        chain.route.destinations.length > 1 ? ` weight ${d.weight}/${chain.route.totalWeight}` : '';
+      lines.push(
+        `destination: ${d.host}${d.subset ? ` subset ${d.subset}` : ''} port ${d.port}${share} -> cluster ${d.cluster}`,
+      );
+      clusterLines(snap, d.cluster, lines);
+    }
+    return { lines, ok: true };
+  }
+  if (scheme === 'tcp' || scheme === 'tls') {
+    lines.push(`a ${chain.transport} chain serves HTTP: use an http:// or https:// URL`);
+    return { lines, ok: false };
+  }
+  const listener: Listener = chain.transport === 'https' ? { ...found, routes: chain.routes } : found;
   const path = normalizePath(decodeURI(u.pathname)) ?? u.pathname;
   const view: RequestView = {
     method: args.method,
     path,
     query: u.search.replace(/^\?/, ''),
     authority,
-    scheme: 'http',
+    scheme: tls ? 'https' : 'http',
     headers: { ...args.headers, host: authority },
   };
   const d = decideRoute(listener, view);
@@ -145,17 +212,37 @@ export function explainRequest(snap: Snapshot, args: ExplainArgs): { lines: stri
       lines.push('  cluster: not found -> 503 NC');
       continue;
     }
-    const hash = c.hashPolicy
-      ? ` by ${c.hashPolicy.kind}${'name' in c.hashPolicy ? ` ${c.hashPolicy.name}` : ''}`
-      : '';
-    lines.push(`  load balancer: ${c.lb.kind}${hash}`);
-    lines.push(
-      c.endpoints.length
-        ? `  endpoints: ${c.endpoints.map((e) => `${e.address}:${e.port}`).join(', ')}`
-        : c.discovery === 'original_dst'
-          ? '  endpoints: original destination (resolution NONE)'
-          : '  endpoints: none -> 503 UH',
-    );
+    clusterLines(snap, d.cluster, lines);
   }
   return { lines, ok: true };
+}
+
+/** A cluster's load balancer, upstream TLS and endpoints. */
+function clusterLines(snap: Snapshot, name: string, lines: string[]): void {
+  const c = snap.clusters.get(name);
+  if (!c) {
+    lines.push('  cluster: not found -> connection closed (NC)');
+    return;
+  }
+  const hash = c.hashPolicy
+    ? ` by ${c.hashPolicy.kind}${'name' in c.hashPolicy ? ` ${c.hashPolicy.name}` : ''}`
+    : '';
+  lines.push(`  load balancer: ${c.lb.kind}${hash}`);
+  const t = c.tls;
+  if (t.mode !== 'DISABLE') {
+    const sni = t.sni ? `sni ${t.sni}` : 'sni from the request authority';
+    const verify = t.insecureSkipVerify
+      ? 'not verified (insecureSkipVerify)'
+      : `verified against ${t.material?.ca ? t.material.source.replace(/#.*$/, '') : 'the system roots'}${t.subjectAltNames.length ? `, SANs ${t.subjectAltNames.join(', ')}` : t.sni ? '' : ', hostname checked'}`;
+    lines.push(
+      `  upstream tls: ${t.mode}, ${sni}, ${verify}${t.material?.error ? ` (${t.material.error}: 503)` : ''}`,
+    );
+  }
+  lines.push(
+    c.endpoints.length
+      ? `  endpoints: ${c.endpoints.map((e) => `${e.address}:${e.port}`).join(', ')}`
+      : c.discovery === 'original_dst'
+        ? '  endpoints: original destination (resolution NONE)'
+        : '  endpoints: none -> 503 UH',
+  );
 }

@@ -70,6 +70,15 @@ export interface Served {
   readonly h2c: boolean;
 }
 
+/**
+ * What the worker serves (and `courier explain` assumes): plaintext HTTP/1.1, TLS terminated
+ * (HTTP/1.1 or TCP behind it), TLS passed through by SNI, and TCP. The h2 preface matches no chain.
+ */
+export const SERVED: Served = Object.freeze({
+  transports: new Set<ChainTransport>(['http', 'https', 'tls_passthrough', 'tcp']),
+  h2c: false,
+});
+
 /** Does an SNI name match a chain's server name (exact, or `*.suffix` at any depth, not the bare parent)? */
 function nameMatches(pattern: string, sni: string): number {
   if (pattern === sni) return Number.MAX_SAFE_INTEGER; // exact beats every wildcard

@@ -18,7 +18,7 @@ import { ClusterManager } from './cluster-manager.js';
 import { parseDnsServers } from './dns-resolver.js';
 import { FastServer } from './downstream.js';
 import type { DownstreamRequest, DownstreamResponse, Exchange } from './exchange.js';
-import { ConnectionDispatcher, type FirstBytes, type Served } from './listener-dispatch.js';
+import { ConnectionDispatcher, type FirstBytes, SERVED } from './listener-dispatch.js';
 import { handleRequest, type ProxyDeps, type RequestObserver, type Runtime } from './request-path.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { ChainTls, HANDSHAKE_TIMEOUT_MS, type TerminatedFacts } from './tls-server.js';
@@ -67,15 +67,6 @@ interface TerminatedSocket extends TLSSocket {
 
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 const HEADERS_TIMEOUT_MS = 60_000;
-
-/**
- * What this build serves: plaintext HTTP/1.1, TLS terminated (HTTP/1.1 behind it, or TCP), TLS
- * passed through by SNI, and TCP. The h2 preface matches no chain: closed, counted.
- */
-const SERVED: Served = Object.freeze({
-  transports: new Set(['http', 'https', 'tls_passthrough', 'tcp'] as const),
-  h2c: false,
-});
 
 /** ALPN offered by terminating chains: HTTP/1.1 only while HTTP/2 is not served. */
 const ALPN = Object.freeze(['http/1.1']);

@@ -97,3 +97,107 @@ t.test('explain: listener, virtual host, route, destinations, cluster and LB pol
   const e = run('explain', '--config-dir', cfg);
   t.equal(e.status, 2, 'usage error');
 });
+
+t.test(
+  'explain: the filter chain an SNI selects, a TCP route, a passthrough route, upstream TLS',
+  async (t) => {
+    const { makeCa, tlsSecretYaml } = await import('../helpers/certs.js');
+    const ca = await makeCa('explain-ca');
+    const a = await ca.issue({ cn: 'a.example.com', dns: ['a.example.com'] });
+    const cfg = writeConfigDir({
+      'secret.yaml': tlsSecretYaml('a-cred', { 'tls.crt': a.cert, 'tls.key': a.key }),
+      'gw.yaml': `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https-a, protocol: HTTPS}
+    hosts: [a.example.com]
+    tls: {mode: SIMPLE, credentialName: a-cred}
+  - port: {number: 443, name: https-b, protocol: HTTPS}
+    hosts: [b.example.com]
+    tls: {mode: SIMPLE, credentialName: missing-cred}
+  - port: {number: 8443, name: tls-p, protocol: TLS}
+    hosts: [p.example.com]
+    tls: {mode: PASSTHROUGH}
+  - port: {number: 31400, name: tcp, protocol: TCP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web}
+spec:
+  hosts: [a.example.com, b.example.com]
+  gateways: [gw]
+  http: [{route: [{destination: {host: web.example.com, port: {number: 443}}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: l4}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  tls: [{match: [{sniHosts: [p.example.com]}], route: [{destination: {host: p.backend, port: {number: 443}}}]}]
+  tcp:
+  - route:
+    - {destination: {host: echo.backend, port: {number: 9000}, subset: v1}, weight: 80}
+    - {destination: {host: echo.backend, port: {number: 9000}, subset: v2}, weight: 20}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web}
+spec:
+  host: web.example.com
+  trafficPolicy: {tls: {mode: SIMPLE, sni: web.internal}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web}
+spec:
+  hosts: [web.example.com]
+  ports: [{number: 443, name: https, protocol: HTTPS}]
+  resolution: DNS
+`,
+    });
+    const https = run('explain', '--config-dir', cfg, 'GET', 'https://a.example.com/x');
+    t.equal(https.status, 0, https.stderr);
+    t.match(
+      https.stdout,
+      /filter chain: https\.443\.https-a\.gw\.default \(https server names a\.example\.com\)/,
+    );
+    t.match(https.stdout, /tls: terminated, SIMPLE with kubernetes:\/\/default\/a-cred\n/);
+    t.match(https.stdout, /virtual host: a\.example\.com:443/);
+    t.match(https.stdout, /upstream tls: SIMPLE, sni web\.internal, verified against the system roots/);
+    const broken = run('explain', '--config-dir', cfg, 'GET', 'https://b.example.com/');
+    t.match(
+      broken.stdout,
+      /tls: terminated, SIMPLE with kubernetes:\/\/default\/missing-cred \(secret default\/missing-cred not found: connections are refused\)/,
+    );
+    const unknown = run(
+      'explain',
+      '--config-dir',
+      cfg,
+      '--sni',
+      'c.example.com',
+      'GET',
+      'https://a.example.com/',
+    );
+    t.match(
+      unknown.stdout,
+      /filter chain: none matches SNI "c\.example\.com" -> connection closed \(NR filter_chain_not_found\)/,
+    );
+    const tcp = run('explain', '--config-dir', cfg, 'tcp://gateway:31400');
+    t.equal(tcp.status, 0, tcp.stderr);
+    t.match(tcp.stdout, /route: default\.l4\.tcp\.0 \(from VirtualService default\/l4\)/);
+    t.match(tcp.stdout, /subset v1 port 9000 weight 80\/100 -> cluster outbound\|9000\|v1\|echo\.backend/);
+    const pass = run('explain', '--config-dir', cfg, 'tls://p.example.com:8443');
+    t.match(
+      pass.stdout,
+      /filter chain: default\.l4\.tls\.0\|p\.example\.com \(tls_passthrough server names p\.example\.com\)/,
+    );
+    t.match(pass.stdout, /-> cluster outbound\|443\|\|p\.backend/);
+    const noSni = run('explain', '--config-dir', cfg, '--sni', '', 'tls://p.example.com:8443');
+    t.match(noSni.stdout, /none matches a connection without SNI/);
+  },
+);
