@@ -191,10 +191,21 @@ function l4Listener(
   const chains: FilterChain[] = [];
   const taken = new Set<string>();
   const gateways = new Set<string>();
-  const add = (s: ServerRef, chain: FilterChain) => {
+  /** `what` names the skipped server or VS rule in the warning, as Istio's log does. */
+  const add = (s: ServerRef, chain: FilterChain, what?: string) => {
     const t = chain.match.transportProtocol;
     const names = chain.match.serverNames.length === 0 ? [''] : chain.match.serverNames;
-    if (names.some((n) => taken.has(`${t}|${n}`))) return; // Istio skips the duplicate
+    const dup = names.filter((n) => taken.has(`${t}|${n}`));
+    if (dup.length > 0) {
+      // Istio skips the later duplicate (servers in Gateway order, VirtualServices in file order).
+      const shown = dup.map((n) => n || '*').join(' ');
+      inp.warnings.push(
+        what
+          ? `skipping ${what} on server port ${port} of gateway ${s.gw.namespace}/${s.gw.name}, duplicate SNI host names: [${shown}]`
+          : `skipping server ${s.server.port.name ?? ''} on gateway ${s.gw.namespace}/${s.gw.name}, duplicate host names: [${shown}]`,
+      );
+      return;
+    }
     for (const n of names) taken.add(`${t}|${n}`);
     chains.push(Object.freeze(chain));
     gateways.add(`${s.gw.namespace}/${s.gw.name}`);
@@ -221,12 +232,16 @@ function l4Listener(
             if (m.gateways?.length && !m.gateways.some((g) => gatewayRef(g, vs.namespace) === gwName))
               continue;
             const match = tlsMatch(m.sniHosts ?? []);
-            add(s, {
-              transport: 'tls_passthrough',
-              name: `${route.name}|${match.serverNames.join(',')}`,
-              match,
-              route,
-            });
+            add(
+              s,
+              {
+                transport: 'tls_passthrough',
+                name: `${route.name}|${match.serverNames.join(',')}`,
+                match,
+                route,
+              },
+              `VirtualService ${vs.namespace}/${vs.name} rule #${i}`,
+            );
           }
         });
       continue;

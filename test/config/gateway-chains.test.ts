@@ -80,7 +80,7 @@ const resolve = (d: Destination) => ({
   port: d.port?.number ?? 80,
 });
 
-function build(t: Test): Listener[] {
+function build(t: Test, warnings: string[] = []): Listener[] {
   const resources = load(t, { 'c.yaml': YAML });
   const of = <K extends string>(k: K) => resources.filter((r) => r.kind === k) as Resource<never>[];
   return buildGatewayListeners({
@@ -88,7 +88,7 @@ function build(t: Test): Listener[] {
     virtualServices: of('VirtualService') as never,
     identity: GATEWAY,
     resolve,
-    warnings: [],
+    warnings,
   });
 }
 
@@ -116,7 +116,15 @@ t.test(
 );
 
 t.test('HTTPS, TLS and TCP servers compile into their chains', async (t) => {
-  const ls = build(t);
+  const warnings: string[] = [];
+  const ls = build(t, warnings);
+  t.strictSame(
+    warnings,
+    [
+      'skipping VirtualService istio-system/pass rule #1 on server port 443 of gateway istio-system/gw, duplicate SNI host names: [p.example.com]',
+    ],
+    'a skipped duplicate is reported, as Istio logs it',
+  );
   t.strictSame(
     ls.map((l) => [l.port, l.protocol]),
     [
