@@ -156,6 +156,21 @@ t.teardown(() => agent.stop());
 
 const echoed = (body: string) => JSON.parse(body) as { headers: Record<string, string> };
 
+// A client that connects to a TLS port and sends nothing: closed after Envoy's 15 s listener
+// filter timeout, while every other test of this file is served meanwhile.
+const silentOpened = Date.now();
+const silentClosed = new Promise<{ ms: number; got: number }>((resolve) => {
+  import('node:net').then(({ connect }) => {
+    const s = connect(P.tlsOnly, '127.0.0.1');
+    let got = 0;
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+    });
+    s.on('error', () => {});
+    s.on('close', () => resolve({ ms: Date.now() - silentOpened, got }));
+  });
+});
+
 t.test(
   'SIMPLE: a TLS Secret, a generic Secret and files; several certificates on one port by SNI',
   async (t) => {
@@ -393,4 +408,10 @@ t.test('broken material fails only its own server', async (t) => {
   const a = await tlsRequest({ port: P.broken, servername: 'a.example.com', ca: caA.cert });
   t.equal(a.status, 200, 'SNI a on the same port is served');
   t.match(agent.logs(), /TLS credential kubernetes:\/\/default\/empty-key: private key is missing or empty/);
+});
+
+t.test('a connection that sends nothing to a TLS port is closed after about 15 s', async (t) => {
+  const { ms, got } = await silentClosed;
+  t.equal(got, 0, 'no bytes answered');
+  t.ok(ms >= 14_000 && ms < 20_000, `closed after ${ms} ms`);
 });
