@@ -1,10 +1,12 @@
 // Runtime side of clusters: endpoint objects with live counters, a load balancer per cluster,
 // and the keep-alive upstream pools per endpoint, chosen per request need (`poolFor`): the raw
-// HTTP/1.1 pool, or undici for streamed bodies and upgrades (upstream-pool.ts). Rebuilt when a snapshot arrives; endpoint
-// state and pools survive reloads when the endpoint is unchanged, so counters and warm
-// connections carry over. Hostnames of DNS clusters are resolved in the background
-// (dns-resolver.ts): one endpoint per resolved address, swapped into the live ClusterRuntime
-// when the address set changes.
+// HTTP/1.1 pool, or undici for streamed bodies and upgrades (upstream-pool.ts). Rebuilt when a
+// snapshot arrives; endpoint state and pools survive reloads when the endpoint is unchanged, so
+// counters and warm connections carry over. A cluster with DestinationRule TLS (SIMPLE/MUTUAL)
+// originates it in every pool (upstream-tls.ts); its pools are keyed by its TLS settings and by
+// the request host its SNI comes from, as Envoy keys pools by transport socket options.
+// Hostnames of DNS clusters are resolved in the background (dns-resolver.ts): one endpoint per
+// resolved address, swapped into the live ClusterRuntime when the address set changes.
 
 import { buildConnector, Pool } from 'undici';
 import type { Cluster, ClusterEndpoint, Snapshot } from '../config/snapshot.js';
@@ -15,8 +17,9 @@ import { createLoadBalancer } from './lb/registry.js';
 import { type Endpoint, type LoadBalancer, makeEndpoint } from './lb/types.js';
 import { OutlierDetector } from './outlier-detection.js';
 import { MAX_TIMER_MS } from './timers.js';
-import { UndiciUpstream } from './undici-pool.js';
+import { tlsConnector, UndiciUpstream } from './undici-pool.js';
 import type { UpstreamPool } from './upstream-pool.js';
+import { originates, serverName, tlsHost, upstreamTlsOptions } from './upstream-tls.js';
 
 /**
  * What a request needs of its pool: a buffered (or no) body, which the raw HTTP/1.1 pool sends;
@@ -172,21 +175,23 @@ export class ClusterManager {
    * The pool for a request to an endpoint of a cluster: the raw HTTP/1.1 pool for a buffered or
    * absent body (over TCP or a unix socket), undici for a streamed body or an upgrade (and for
    * everything with COURIER_FAST_PATH=0). Every pool of the cluster opens connections from its
-   * one budget.
+   * one budget. `authority`: the upstream request's Host (after rewrites), where a TLS cluster's
+   * SNI and hostname check come from; unused for plaintext.
    */
-  poolFor(cluster: Cluster, ep: Endpoint, need: PoolNeed = 'buffered'): UpstreamPool {
-    if (need === 'buffered' && this.fastPath) return this.fastPool(cluster, ep);
-    return this.pool(cluster, ep);
+  poolFor(cluster: Cluster, ep: Endpoint, need: PoolNeed = 'buffered', authority = ''): UpstreamPool {
+    if (need === 'buffered' && this.fastPath) return this.fastPool(cluster, ep, authority);
+    return this.pool(cluster, ep, authority);
   }
 
-  /** The undici pool for an endpoint of a cluster. */
-  pool(cluster: Cluster, ep: Endpoint): UndiciUpstream {
-    const key = poolKey(cluster, ep.address, ep.port);
+  /** The undici pool for an endpoint of a cluster (and, for TLS, the request's host). */
+  pool(cluster: Cluster, ep: Endpoint, authority = ''): UndiciUpstream {
+    const host = tlsHost(cluster.tls, authority);
+    const key = poolKey(cluster, ep.address, ep.port, host);
     let p = this.pools.get(key);
     if (!p) {
       const budget = this.circuitOf(cluster).connections;
-      const pool = newPool(cluster, ep.address, ep.port, budget);
-      const up = new UndiciUpstream(pool);
+      const pool = newPool(cluster, ep.address, ep.port, budget, host);
+      const up = new UndiciUpstream(pool, sniToken(cluster, host));
       p = up;
       this.pools.set(key, up);
       // An idle undici pool gives its connections back by closing; the next request opens anew.
@@ -219,16 +224,19 @@ export class ClusterManager {
   }
 
   /** The raw HTTP/1.1 pool for an endpoint (requests without a streamed body). */
-  fastPool(cluster: Cluster, ep: Endpoint): H1Pool {
-    // Cached on the endpoint for its cluster config: no key string per request.
-    const e = ep as Endpoint & { h1Pool?: H1Pool; h1Cluster?: Cluster };
+  fastPool(cluster: Cluster, ep: Endpoint, authority = ''): H1Pool {
+    // Cached on the endpoint for its cluster config (and TLS host): no key string per request.
+    const e = ep as Endpoint & { h1Pool?: H1Pool; h1Cluster?: Cluster; h1Host?: string };
     const cached = e.h1Pool;
-    if (cached !== undefined && e.h1Cluster === cluster && !cached.closed) return cached;
-    const key = poolKey(cluster, ep.address, ep.port);
+    // Plaintext: '' without looking at the authority.
+    const host = cluster.tls.mode === 'DISABLE' ? '' : tlsHost(cluster.tls, authority);
+    if (cached !== undefined && e.h1Cluster === cluster && e.h1Host === host && !cached.closed) return cached;
+    const key = poolKey(cluster, ep.address, ep.port, host);
     let p = this.fastPools.get(key);
     if (!p) {
       const cp = cluster.connectionPool;
       p = new H1Pool(ep.address, ep.port, {
+        ...(originates(cluster.tls) ? { tls: upstreamTlsOptions(cluster.tls, host) } : {}),
         connections: cp.maxConnections,
         budget: this.circuitOf(cluster).connections,
         connectTimeoutMs: cp.connectTimeoutMs,
@@ -241,12 +249,18 @@ export class ClusterManager {
     }
     e.h1Pool = p;
     e.h1Cluster = cluster;
+    e.h1Host = host;
     return p;
   }
 
-  /** Original-destination pools (ServiceEntry resolution NONE, sidecar passthrough). */
-  passthroughPool(host: string, port: number, cluster?: Cluster): UpstreamPool {
-    const key = `${host}:${port}`;
+  /**
+   * Original-destination pools (ServiceEntry resolution NONE, sidecar passthrough), per
+   * destination; a cluster's TLS applies there too, keyed by its settings and the SNI's host.
+   */
+  passthroughPool(host: string, port: number, cluster?: Cluster, authority = ''): UpstreamPool {
+    const tls = cluster !== undefined && originates(cluster.tls) ? cluster.tls : undefined;
+    const sniHost = tls ? tlsHost(tls, authority) : '';
+    const key = tls ? `${host}:${port}|${tls.key}\n${sniHost}` : `${host}:${port}`;
     let p = this.passthroughPools.get(key);
     if (!p) {
       if (this.passthroughPools.size >= MAX_PASSTHROUGH_POOLS) {
@@ -254,7 +268,7 @@ export class ClusterManager {
         this.passthroughPools.delete(oldKey);
         void old.close().catch(() => {});
       }
-      p = new UndiciUpstream(newPool(cluster, host, port));
+      p = new UndiciUpstream(newPool(cluster, host, port, undefined, sniHost), sniToken(cluster, sniHost));
       this.passthroughPools.set(key, p);
     }
     return p;
@@ -268,14 +282,14 @@ export class ClusterManager {
   private prunePools(clusters: ReadonlyMap<string, ClusterRuntime>): void {
     const live = new Set<string>();
     for (const rt of clusters.values())
-      for (const ep of rt.endpoints) live.add(poolKey(rt.config, ep.address, ep.port));
+      for (const ep of rt.endpoints) live.add(poolKey(rt.config, ep.address, ep.port, ''));
     for (const [k, p] of this.fastPools)
-      if (!live.has(k)) {
+      if (!live.has(baseKey(k))) {
         this.fastPools.delete(k);
         void p.close();
       }
     for (const [k, p] of this.pools)
-      if (!live.has(k)) {
+      if (!live.has(baseKey(k))) {
         this.pools.delete(k);
         this.forgetMember(p);
         // Let in-flight requests on the old pool finish; close() waits for them.
@@ -350,24 +364,56 @@ function endpointId(
   return `${c.name}|${address}|${e.port}|${e.weight}|${JSON.stringify(e.labels)}`;
 }
 
-/** Pools are per cluster and endpoint (as Envoy's), so each counts against its cluster's budget. */
-function poolKey(c: Cluster, address: string, port: number): string {
+/**
+ * Pools are per cluster and endpoint (as Envoy's), so each counts against its cluster's budget;
+ * per TLS settings, and per request host when the SNI comes from it (after a newline: the
+ * cluster's part is what a reload keeps or prunes).
+ */
+function poolKey(c: Cluster, address: string, port: number, tlsHost: string): string {
   const cp = c.connectionPool;
-  return `${c.name}|${address}|${port}|${cp.maxConnections}|${cp.connectTimeoutMs}|${cp.idleTimeoutMs}|${cp.maxRequestsPerConnection}|${cp.maxConnectionDurationMs}|${cp.tcpKeepaliveMs}`;
+  const base = `${c.name}|${address}|${port}|${cp.maxConnections}|${cp.connectTimeoutMs}|${cp.idleTimeoutMs}|${cp.maxRequestsPerConnection}|${cp.maxConnectionDurationMs}|${cp.tcpKeepaliveMs}|${c.tls.key}`;
+  return tlsHost === '' ? base : `${base}\n${tlsHost}`;
 }
 
-function origin(address: string, port: number): string {
-  if (address.includes(':') && !address.startsWith('[')) return `http://[${address}]:${port}`;
-  return `http://${address}:${port}`;
+function baseKey(key: string): string {
+  const nl = key.indexOf('\n');
+  return nl < 0 ? key : key.slice(0, nl);
+}
+
+/** The one server name undici sees on every request of a TLS pool (UndiciUpstream). */
+function sniToken(c: Cluster | undefined, host: string): string | undefined {
+  if (c === undefined || !originates(c.tls)) return undefined;
+  return serverName(c.tls, host) ?? (host || '-');
+}
+
+function origin(address: string, port: number, scheme: 'http' | 'https'): string {
+  if (address.includes(':') && !address.startsWith('[')) return `${scheme}://[${address}]:${port}`;
+  return `${scheme}://${address}:${port}`;
 }
 
 const MAX_U32 = 2 ** 32 - 1;
 
-function newPool(c: Cluster | undefined, address: string, port: number, budget?: ConnectionBudget): Pool {
+function newPool(
+  c: Cluster | undefined,
+  address: string,
+  port: number,
+  budget?: ConnectionBudget,
+  tlsHost = '',
+): Pool {
   const cp = c?.connectionPool;
   const socketPath = address.startsWith('unix://') ? address.slice('unix://'.length) : undefined;
   const timeout = cp?.connectTimeoutMs ?? 10_000;
-  return new Pool(socketPath ? 'http://localhost' : origin(address, port), {
+  const tls = c !== undefined && originates(c.tls) ? upstreamTlsOptions(c.tls, tlsHost) : undefined;
+  const scheme = tls ? 'https' : 'http';
+  let connect: buildConnector.BuildOptions | buildConnector.connector;
+  if (tls) {
+    const base = tlsConnector(tls, timeout, socketPath);
+    connect = budget ? budgetedConnector(base, budget) : base;
+  } else
+    connect = budget
+      ? budgetedConnector(buildConnector({ timeout, ...(socketPath ? { socketPath } : {}) }), budget)
+      : { timeout, ...(socketPath ? { socketPath } : {}) };
+  return new Pool(socketPath ? `${scheme}://localhost` : origin(address, port, scheme), {
     connections: cp && cp.maxConnections < MAX_U32 ? cp.maxConnections : null,
     pipelining: 1,
     headersTimeout: 0,
@@ -375,9 +421,7 @@ function newPool(c: Cluster | undefined, address: string, port: number, budget?:
     keepAliveTimeout: 4_000,
     keepAliveMaxTimeout: cp ? Math.min(cp.idleTimeoutMs, 600_000) : 600_000,
     ...(cp && cp.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: cp.maxRequestsPerConnection } : {}),
-    connect: budget
-      ? budgetedConnector(buildConnector({ timeout, ...(socketPath ? { socketPath } : {}) }), budget)
-      : { timeout, ...(socketPath ? { socketPath } : {}) },
+    connect,
   });
 }
 

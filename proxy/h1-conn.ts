@@ -3,10 +3,17 @@
 // chunked / close-delimited bodies) that reads into one shared buffer. The pool (h1-pool.ts)
 // decides which connection serves which request.
 
-import { connect, type Socket } from 'node:net';
+import { connect, type OnReadOpts, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import type { ConnectionBudget } from './cluster-circuit.js';
 import { TOKEN } from './http-util.js';
-import { asFailure, type PoolHandler, type PoolRequest, UpstreamFailure } from './upstream-pool.js';
+import {
+  asFailure,
+  handshakeFailure,
+  type PoolHandler,
+  type PoolRequest,
+  UpstreamFailure,
+} from './upstream-pool.js';
 
 /** The raw pool speaks the upstream pool contract (upstream-pool.ts). */
 export type H1Handler = PoolHandler;
@@ -26,6 +33,11 @@ export interface H1PoolOptions {
   maxConnectionDurationMs?: number;
   /** Enable TCP keepalive probes after this idle time (tcp.tcpKeepalive.time); 0 = off. */
   tcpKeepaliveMs?: number;
+  /**
+   * Originate TLS with these options (upstream-tls.ts: SNI, context, verification); the
+   * connection is ready once the handshake and the certificate check passed. Absent: plaintext.
+   */
+  tls?: ConnectionOptions;
 }
 
 const NO_BODY_STATUS = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
@@ -38,6 +50,8 @@ const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
 /** What a connection needs from its pool. */
 export interface ConnOwner {
   readonly opts: H1PoolOptions;
+  /** The last TLS session a connection of this pool got: the next one resumes it. */
+  tlsSession?: Buffer | undefined;
   /** An exchange finished on a keep-alive connection (or it just connected). */
   release(c: Conn, fresh?: boolean): void;
   /** The socket closed. */
@@ -88,15 +102,22 @@ export class Conn {
       },
     };
     // A `unix://` endpoint address is a socket path (the port does not apply).
-    const s = host.startsWith('unix://')
-      ? connect({ path: host.slice('unix://'.length), onread })
-      : connect({ host, port, noDelay: true, onread });
+    const tls = pool.opts.tls;
+    const s =
+      tls === undefined
+        ? host.startsWith('unix://')
+          ? connect({ path: host.slice('unix://'.length), onread })
+          : connect({ host, port, noDelay: true, onread })
+        : this.connectTls(tls, host, port, onread);
     this.socket = s;
+    // The connect timeout covers the TLS handshake too (Envoy: connected once the handshake is).
     let timer: NodeJS.Timeout | undefined = setTimeout(() => {
       timer = undefined;
-      s.destroy(new UpstreamFailure('connect timeout', 'UND_ERR_CONNECT_TIMEOUT', 'connect'));
+      this.closed = true;
+      connected(this, new UpstreamFailure('connect timeout', 'UND_ERR_CONNECT_TIMEOUT', 'connect'));
+      s.destroy();
     }, pool.opts.connectTimeoutMs);
-    s.once('connect', () => {
+    s.once(tls === undefined ? 'connect' : 'secureConnect', () => {
       if (timer) clearTimeout(timer);
       timer = undefined;
       const o = pool.opts;
@@ -117,7 +138,7 @@ export class Conn {
         clearTimeout(timer);
         timer = undefined;
         this.closed = true;
-        connected(this, err);
+        connected(this, tls === undefined ? err : handshakeFailure(err));
         return;
       }
       this.fail(err, false);
@@ -133,6 +154,25 @@ export class Conn {
         this.fail(new UpstreamFailure('other side closed', 'UND_ERR_SOCKET', 'reset'), false);
       this.pool.forget(this);
     });
+  }
+
+  /** A TLS connection (reads still land in the shared buffer: `onread` works for TLS sockets). */
+  private connectTls(tls: ConnectionOptions, host: string, port: number, onread: OnReadOpts): Socket {
+    const session = this.pool.tlsSession;
+    const where = host.startsWith('unix://') ? { path: host.slice('unix://'.length) } : { host, port };
+    // Node's typings omit `onread` for TLS; tls.connect passes it to the socket (Node >= 20).
+    const opts: ConnectionOptions & { onread: OnReadOpts } = {
+      ...tls,
+      ...where,
+      onread,
+      ...(session ? { session } : {}),
+    };
+    const s = tlsConnect(opts);
+    if (!('path' in where)) s.setNoDelay(true);
+    s.on('session', (sess: Buffer) => {
+      this.pool.tlsSession = sess;
+    });
+    return s;
   }
 
   send(req: H1Request, handler: H1Handler): void {

@@ -30,6 +30,8 @@ export class H1Pool implements UpstreamPool, BudgetedPool, ConnOwner {
   private connecting = 0;
   private running = 0;
   private closedPool = false;
+  /** TLS pools: the session the next connection resumes (ConnOwner). */
+  tlsSession: Buffer | undefined;
   /** True once close() ran (the cluster manager pruned it). */
   get closed(): boolean {
     return this.closedPool;

@@ -1,6 +1,8 @@
 // Typed outcomes of the request path that end in a local reply: one status, one body and one
 // Envoy response flag per outcome, in one table, so runbooks written for Envoy keep working.
 
+import { tlsFailureReason } from './upstream-tls.js';
+
 export type LocalOutcome =
   | 'no_route'
   | 'no_cluster'
@@ -72,9 +74,19 @@ const CONNECT_ERRORS: Record<string, string> = {
   EACCES: 'Permission denied',
 };
 
-/** The reset reason and transport failure reason of a connect failure, from its error code. */
-export function connectFailure(code: string | undefined): { reason: string; transport?: string } {
+/**
+ * The reset reason and transport failure reason of a connect failure, from its error (or just its
+ * code): a TCP connect error as `delayed connect error: <strerror>`, a TLS handshake or certificate
+ * failure as Envoy's `TLS_error:|<code>:SSL routines:OPENSSL_internal:<REASON>:TLS_error_end`.
+ */
+export function connectFailure(
+  e: string | (Error & { code?: string | undefined; transportFailure?: string | undefined }) | undefined,
+): { reason: string; transport?: string } {
+  const code = typeof e === 'string' ? e : e?.code;
   if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return { reason: 'connection timeout' };
+  const tls =
+    typeof e === 'object' ? (e.transportFailure ?? tlsFailureReason(e)) : tlsFailureReason({ code });
+  if (tls !== undefined) return { reason: 'remote connection failure', transport: tls };
   const text = code ? CONNECT_ERRORS[code] : undefined;
   if (text) return { reason: 'remote connection failure', transport: `delayed connect error: ${text}` };
   return { reason: 'remote connection failure' };

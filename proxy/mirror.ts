@@ -9,6 +9,7 @@ import type { ProxyDeps, Runtime } from './deps.js';
 import type { Exchange } from './exchange.js';
 import type { UpstreamRequest } from './upstream-headers.js';
 import type { PoolHandler } from './upstream-pool.js';
+import { tlsUnusable } from './upstream-tls.js';
 
 /** Reads and drops a shadow response; the request counts as in flight until it ends. */
 class Discard implements PoolHandler {
@@ -56,7 +57,8 @@ export function sendMirrors(
   for (const m of route.mirrors) {
     if (m.percent < 100 && deps.random() * 100 >= m.percent) continue;
     const cluster = rt.clusters.get(m.cluster);
-    if (!cluster) continue;
+    // A shadow cluster whose TLS material is not ready gets no copy (no connection is tried).
+    if (!cluster || tlsUnusable(cluster.config.tls)) continue;
     const ep = cluster.lb.pick({ hashKey: x.hashKey });
     if (!ep) continue;
     // Envoy's shadow requests go through the shadow cluster's router and connection pool, so its
@@ -72,14 +74,13 @@ export function sendMirrors(
       cluster.circuit.active--;
     });
     // A mirror's body is buffered (a streamed request is not mirrored): the raw pool takes it.
-    deps.manager.poolFor(cluster.config, ep).dispatch(
-      {
-        method: req.method,
-        path: req.path,
-        headers: { ...req.headers, host: shadowAuthority(String(req.headers.host ?? ''), SUFFIX) },
-        body: req.body,
-      },
-      handler,
-    );
+    // Its Host is the shadow authority, and so is a TLS shadow cluster's SNI (as Envoy's auto SNI).
+    const host = shadowAuthority(String(req.headers.host ?? ''), SUFFIX);
+    deps.manager
+      .poolFor(cluster.config, ep, 'buffered', host)
+      .dispatch(
+        { method: req.method, path: req.path, headers: { ...req.headers, host }, body: req.body },
+        handler,
+      );
   }
 }

@@ -17,6 +17,7 @@ import { MAX_TIMER_MS } from './timers.js';
 import { failureOutcome } from './upstream-failure.js';
 import { responseHeaders } from './upstream-headers.js';
 import type { PoolHandler, RawHeaders, UpstreamFailure, UpstreamPool } from './upstream-pool.js';
+import { tlsUnusable } from './upstream-tls.js';
 
 /** The last stage for an upgrade request: `headers`/`path` are the upstream request as built. */
 export function tunnel(
@@ -32,10 +33,14 @@ export function tunnel(
   const c = x.cluster;
   let pool: UpstreamPool;
   let held: (() => void) | undefined;
+  // A TLS cluster whose material is not ready answers as Envoy's warming cluster: no connection.
+  if (c !== undefined && tlsUnusable(c.config.tls)) return localReply(x, 'no_healthy_upstream', deps);
+  // A TLS cluster's SNI comes from the Host the upgrade goes out with.
+  const authority = String(up.headers.host ?? '');
   if (passthrough || c?.config.discovery === 'original_dst') {
     const { host, port } = splitHostPort(x.authority);
     if (!host) return localReply(x, 'no_healthy_upstream', deps);
-    pool = m.passthroughPool(host, port ?? 80, c?.config);
+    pool = m.passthroughPool(host, port ?? 80, c?.config, authority);
     x.upstreamHost = `${host}:${port ?? 80}`;
   } else {
     if (!c) return localReply(x, 'no_cluster', deps);
@@ -46,7 +51,7 @@ export function tunnel(
       m.overflows.requests++;
       return localReply(x, 'overflow', deps);
     }
-    pool = m.poolFor(c.config, ep, 'upgrade');
+    pool = m.poolFor(c.config, ep, 'upgrade', authority);
     x.endpoint = ep;
     x.upstreamHost = ep.key;
     // In flight until the exchange fails, a response that is not an upgrade completes, or the

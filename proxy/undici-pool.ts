@@ -9,13 +9,30 @@
 // this path may meet another stale idle socket (and then fails as a reset, as it did before).
 
 import type { Socket } from 'node:net';
-import type { Dispatcher, Pool } from 'undici';
-import { asFailure, type PoolHandler, type PoolRequest, type UpstreamPool } from './upstream-pool.js';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import type { buildConnector, Dispatcher, Pool } from 'undici';
+import {
+  asFailure,
+  handshakeFailure,
+  type PoolHandler,
+  type PoolRequest,
+  UpstreamFailure,
+  type UpstreamPool,
+} from './upstream-pool.js';
 
 export class UndiciUpstream implements UpstreamPool {
   readonly validatedHeads = false;
 
-  constructor(readonly pool: Pool) {}
+  /**
+   * `servername`: for a TLS pool, the one server name all its requests carry. undici destroys a
+   * connection when a request's server name (by default from its Host header) differs from the
+   * last one; the pool's SNI is fixed by the connector (tlsConnector), so this only keeps the
+   * connections alive when Host headers vary (an explicit DR `sni` shared by several hosts).
+   */
+  constructor(
+    readonly pool: Pool,
+    private readonly servername?: string,
+  ) {}
 
   get closed(): boolean {
     return this.pool.closed || this.pool.destroyed;
@@ -32,6 +49,7 @@ export class UndiciUpstream implements UpstreamPool {
           headers: req.headers,
           body: req.body as Dispatcher.DispatchOptions['body'],
           upgrade: req.upgrade ?? null,
+          ...(this.servername !== undefined ? { servername: this.servername } : {}),
         },
         adapter as unknown as Dispatcher.DispatchHandler,
       );
@@ -87,4 +105,48 @@ class Adapter {
     this.ended = true;
     this.h.onError(asFailure(err, this.reused, this.gotBytes));
   }
+}
+
+/**
+ * undici's connector for a TLS pool: the connection is handed over once the handshake and the
+ * certificate check passed, with the SNI and verification of `tls` (upstream-tls.ts), whatever
+ * server name undici asks for. A failure before that is a connect failure (handshakeFailure); the
+ * last session is resumed by the next connection.
+ */
+export function tlsConnector(
+  tls: ConnectionOptions,
+  timeoutMs: number,
+  socketPath?: string,
+): buildConnector.connector {
+  let session: Buffer | undefined;
+  return (opts, cb) => {
+    const where =
+      socketPath !== undefined
+        ? { path: socketPath }
+        : { host: opts.hostname, port: Number(opts.port) || 443 };
+    const s = tlsConnect({ ...tls, ...where, ...(session ? { session } : {}) });
+    if (socketPath === undefined) s.setNoDelay(true);
+    s.on('session', (b: Buffer) => {
+      session = b;
+    });
+    let done = false;
+    const finish = (err?: Error) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) {
+        s.destroy();
+        cb(handshakeFailure(err), null);
+        return;
+      }
+      s.off('error', finish);
+      cb(null, s);
+    };
+    const timer = setTimeout(
+      () => finish(new UpstreamFailure('connect timeout', 'UND_ERR_CONNECT_TIMEOUT', 'connect')),
+      timeoutMs,
+    );
+    s.once('secureConnect', () => finish());
+    s.on('error', finish);
+  };
 }

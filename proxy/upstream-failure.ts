@@ -31,7 +31,7 @@ export function failureOutcome(x: Exchange, err: Error & { code?: string }): Loc
 
 export function noteFailure(x: Exchange, f: Failure, err: (Error & { code?: string }) | undefined): void {
   if (f === 'connect') {
-    const c = connectFailure(err?.code);
+    const c = connectFailure(err);
     x.resetReason = c.reason;
     x.transportFailure = c.transport;
   } else {

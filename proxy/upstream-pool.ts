@@ -8,6 +8,7 @@
 
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { isTlsFailureCode, tlsFailureReason } from './upstream-tls.js';
 
 /** What an upstream attempt failed at (the forwarder's per-try timeout makes `timeout`). */
 export type FailureKind = 'connect' | 'reset' | 'protocol' | 'timeout';
@@ -26,6 +27,8 @@ export class UpstreamFailure extends Error {
   ) {
     super(message);
   }
+  /** Envoy's transport failure reason, when known where the failure happened (a TLS handshake). */
+  transportFailure?: string | undefined;
 }
 
 /** Header name/value pairs as received: lower-cased strings (raw pool) or Buffers (undici). */
@@ -83,7 +86,8 @@ const CONNECT_CODES = new Set([
 export function failureKind(err: Error & { code?: string }): FailureKind {
   if (err instanceof UpstreamFailure) return err.kind;
   const code = err.code ?? '';
-  if (CONNECT_CODES.has(code)) return 'connect';
+  // A failed TLS handshake or certificate check: the connection never became usable (Envoy: UF).
+  if (CONNECT_CODES.has(code) || isTlsFailureCode(code)) return 'connect';
   if (
     err.name === 'HTTPParserError' ||
     code.startsWith('HPE_') ||
@@ -106,6 +110,18 @@ export function asFailure(
     return err;
   }
   const f = new UpstreamFailure(err.message, err.code, failureKind(err), reused, gotBytes);
+  f.cause = err;
+  return f;
+}
+
+/**
+ * An error that ended a TLS connection before it was ready (the handshake or the certificate
+ * check): a connect failure whatever its code, with Envoy's transport failure reason.
+ */
+export function handshakeFailure(err: Error & { code?: string }): UpstreamFailure {
+  if (err instanceof UpstreamFailure) return err;
+  const f = new UpstreamFailure(err.message, err.code, 'connect');
+  f.transportFailure = tlsFailureReason(err, true);
   f.cause = err;
   return f;
 }

@@ -23,6 +23,7 @@ import {
   type UpstreamRequest,
 } from './upstream-headers.js';
 import type { PoolHandler, RawHeaders, UpstreamFailure, UpstreamPool } from './upstream-pool.js';
+import { tlsUnusable } from './upstream-tls.js';
 
 /**
  * The forwarder's timers (route and per-try timeouts, retry backoff, the replay's next tick): a
@@ -135,21 +136,27 @@ class Forwarder {
     else localReply(this.x, 'timeout', this.deps);
   }
 
+  /** An endpoint and its pool; none (503 UH) when none is healthy or the cluster's TLS is unusable. */
   private pick(): { ep?: Endpoint; pool?: UpstreamPool; host?: string } {
     const x = this.x;
     const cluster = x.cluster;
     const m = this.deps.manager;
+    // TLS material not ready: Envoy's cluster waits for its secret, so no connection is tried.
+    if (cluster !== undefined && tlsUnusable(cluster.config.tls)) return {};
+    // The SNI of a TLS cluster comes from the Host the request goes out with (after rewrites).
+    const authority = this.req.headers.host as string;
     if (this.passthrough || cluster?.config.discovery === 'original_dst') {
       const { host, port } = splitHostPort(x.authority);
       if (!host) return {};
       const p = port ?? 80;
-      return { pool: m.passthroughPool(host, p, cluster?.config), host: `${host}:${p}` };
+      return { pool: m.passthroughPool(host, p, cluster?.config, authority), host: `${host}:${p}` };
     }
     const c = cluster as ClusterRuntime;
     const avoid = this.route?.retry.retryOtherHosts !== false ? x.attempted : undefined;
     const ep = c.lb.pick({ hashKey: x.hashKey, attempted: avoid });
     if (!ep) return {};
-    return { ep, pool: m.poolFor(c.config, ep, this.req.streamed ? 'streamed' : 'buffered'), host: ep.key };
+    const pool = m.poolFor(c.config, ep, this.req.streamed ? 'streamed' : 'buffered', authority);
+    return { ep, pool, host: ep.key };
   }
 
   attempt(): void {

@@ -211,6 +211,7 @@ function run(t: Test, r: CompiledRoute, script: Script[], method = 'GET'): Run {
       name: 'outbound|80||svc',
       discovery: 'static',
       connectionPool: { maxRetries: 2 ** 32 - 1 },
+      tls: { mode: 'DISABLE', subjectAltNames: [], insecureSkipVerify: false, key: '' },
     },
     endpoints: eps,
     lb: {

@@ -36,6 +36,7 @@ function clusterOf(ep: Endpoint, maxRequests = 2 ** 32 - 1): ClusterRuntime {
         maxPendingRequests: 2 ** 32 - 1,
         maxRetries: 2 ** 32 - 1,
       },
+      tls: { mode: 'DISABLE', subjectAltNames: [], insecureSkipVerify: false, key: '' },
     },
     endpoints: [ep],
     lb: { pick: () => ep },
@@ -174,7 +175,7 @@ t.test('a mirror counts against the shadow cluster while in flight', async (t) =
   sendMirrors(rt, x, mirrorRoute(), req, deps);
   t.equal(dispatched.length, 1);
   t.equal(dispatched[0]?.req.headers.host, 'svc-shadow:80');
-  t.equal(dispatched[0]?.need, undefined, 'a buffered request: the default (raw) pool');
+  t.equal(dispatched[0]?.need, 'buffered', 'a buffered request: the raw pool');
   t.same([ep.active, shadow.circuit.active], [1, 1]);
   dispatched[0]?.h.onHeaders(200, [], () => {}, 'OK');
   dispatched[0]?.h.onComplete(null);
