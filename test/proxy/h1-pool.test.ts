@@ -1,12 +1,15 @@
 // The raw HTTP/1.1 fast path against raw upstream sockets: framing (Content-Length, chunked with
 // extensions and trailers, close-delimited), interim 1xx, HEAD/204/304, heads split across reads,
 // keep-alive reuse, maxRequestsPerConnection, the idle-socket race (reported, for the forwarder to
-// replay) and protocol errors.
+// replay) and protocol errors; and the same pool over TLS (upstream-tls.ts options).
 
 import { createServer, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import t from 'tap';
 import { H1Pool, type H1Request } from '../../dist/proxy/h1-pool.js';
 import type { UpstreamFailure } from '../../dist/proxy/upstream-pool.js';
+import { upstreamTlsOptions } from '../../dist/proxy/upstream-tls.js';
+import { makeCa } from '../helpers/certs.js';
 
 type Reply = (sock: Socket, head: string) => void;
 
@@ -284,6 +287,83 @@ t.test(
     await new Promise((r) => setTimeout(r, 150));
     t.equal((await send(pool)).status, 200);
     t.equal(s.conns(), 2, 'a new connection once the first expired');
+    await pool.close();
+  },
+);
+
+t.test(
+  'over TLS: reads land in the shared buffer, a large body with backpressure, resumed sessions',
+  async (t) => {
+    const ca = await makeCa('h1-tls-ca');
+    const cert = await ca.issue({ cn: 'up.example.com', dns: ['up.example.com'] });
+    const body = Buffer.alloc(3 * 1024 * 1024);
+    for (let i = 0; i < body.length; i++) body[i] = i % 251;
+    let handshakes = 0;
+    let resumed = 0;
+    const srv = createTlsServer({ key: cert.key, cert: cert.cert }, (sock) => {
+      handshakes++;
+      if (sock.isSessionReused()) resumed++;
+      sock.on('error', () => {});
+      sock.on('data', () => {
+        sock.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n`);
+        sock.write(body);
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    t.teardown(() => srv.close());
+    const port = (srv.address() as { port: number }).port;
+    const tls = {
+      mode: 'SIMPLE',
+      subjectAltNames: [],
+      insecureSkipVerify: false,
+      material: { source: 'test', ca: ca.cert, hash: 'h1tls' },
+      key: 'h1tls',
+    } as const;
+    const pool = new H1Pool('127.0.0.1', port, {
+      ...opts,
+      connections: 2,
+      tls: upstreamTlsOptions(tls, 'up.example.com'),
+    });
+    const slow = () =>
+      new Promise<{ status: number; body: Buffer; pauses: number }>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        let status = 0;
+        let pauses = 0;
+        let resume: () => void = () => {};
+        pool.dispatch(
+          { method: 'GET', path: '/', headers: { host: 'up.example.com' }, body: null },
+          {
+            onConnect() {},
+            onHeaders(s, _raw, r) {
+              status = s;
+              resume = r;
+              return true;
+            },
+            onData(c) {
+              chunks.push(c);
+              // Pause every 256 KiB for a moment: reading must stop and then carry on intact.
+              if (chunks.length % 16 === 0) {
+                pauses++;
+                setTimeout(resume, 5);
+                return false;
+              }
+              return true;
+            },
+            onComplete: () => resolve({ status, body: Buffer.concat(chunks), pauses }),
+            onError: reject,
+          },
+        );
+      });
+    const r = await slow();
+    t.equal(r.status, 200);
+    t.equal(r.body.length, body.length);
+    t.ok(r.body.equals(body), 'the body arrived intact');
+    t.ok(r.pauses > 0, 'backpressure was exercised');
+    // Two at once: the second connection resumes the first one's TLS session.
+    const [a, b] = await Promise.all([slow(), slow()]);
+    t.ok(a.body.equals(body) && b.body.equals(body));
+    t.equal(handshakes, 2);
+    t.equal(resumed, 1, 'the new connection resumed the session');
     await pool.close();
   },
 );

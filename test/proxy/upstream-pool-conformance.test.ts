@@ -1,18 +1,29 @@
 // One conformance suite for the upstream pool contract (proxy/upstream-pool.ts; hono's
 // runTest({ newRouter }) pattern, as test/proxy/lb/conformance.test.ts), run against every
-// implementation the cluster manager hands out: the raw HTTP/1.1 pool and the undici adapter.
-// Real upstream sockets on port 0; each case states the contract it pins.
+// implementation the cluster manager hands out: the raw HTTP/1.1 pool and the undici adapter,
+// each in plaintext and originating TLS (a cluster with DestinationRule tls SIMPLE): the contract
+// is the same over TLS. Real upstream sockets on port 0; each case states the contract it pins.
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import t from 'tap';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import t, { type Test } from 'tap';
 import type { Cluster } from '../../dist/config/snapshot.js';
 import type { ConnectionBudget } from '../../dist/proxy/cluster-circuit.js';
 import { ClusterManager, type PoolNeed } from '../../dist/proxy/cluster-manager.js';
 import { makeEndpoint } from '../../dist/proxy/lb/types.js';
 import type { PoolRequest, UpstreamFailure, UpstreamPool } from '../../dist/proxy/upstream-pool.js';
+import { makeCa, type Pem } from '../helpers/certs.js';
+
+const ca = await makeCa('conformance-ca');
+const leaf = await ca.issue({ cn: 'upstream.example.com', dns: ['upstream.example.com'] });
+/** Signed by a CA the clusters do not trust. */
+const stranger = await (await makeCa('stranger-ca')).issue({
+  cn: 'upstream.example.com',
+  dns: ['upstream.example.com'],
+});
 
 interface Upstream {
   port: number;
@@ -22,21 +33,29 @@ interface Upstream {
   peak: () => number;
   /** Requests seen: head text and body. */
   seen: { head: string; body: string }[];
+  /** TLS: the SNI of each connection ('-' for none). */
+  names: string[];
   close: () => void;
 }
 
-/** A raw HTTP/1.1 upstream: `reply` gets each complete request (Content-Length or chunked body). */
-async function upstream(
+/**
+ * A raw HTTP/1.1 upstream: `reply` gets each complete request (Content-Length or chunked body).
+ * `tls`: behind TLS (a certificate for upstream.example.com from `ca`), counted per handshake.
+ */
+async function rawUpstream(
   reply: (sock: Socket, head: string, nth: number) => void,
   unixPath?: string,
+  tls: boolean | Pem = false,
 ): Promise<Upstream> {
   let conns = 0;
   let open = 0;
   let peak = 0;
   const seen: { head: string; body: string }[] = [];
+  const names: string[] = [];
   const socks = new Set<Socket>();
-  const s: Server = createServer((sock) => {
+  const onConnection = (sock: Socket) => {
     conns++;
+    if (tls) names.push((sock as TLSSocket).servername || '-');
     open++;
     peak = Math.max(peak, open);
     socks.add(sock);
@@ -77,13 +96,19 @@ async function upstream(
       }
     });
     sock.on('error', () => {});
-  });
+  };
+  const cert = tls === true ? leaf : tls;
+  const s: Server = cert
+    ? createTlsServer({ key: cert.key, cert: cert.cert }, onConnection)
+    : createServer(onConnection);
+  if (tls) s.on('tlsClientError', () => {});
   await new Promise<void>((r) => (unixPath ? s.listen(unixPath, r) : s.listen(0, '127.0.0.1', r)));
   return {
     port: unixPath ? 0 : (s.address() as { port: number }).port,
     conns: () => conns,
     peak: () => peak,
     seen,
+    names,
     close: () => {
       for (const x of socks) x.destroy();
       s.close();
@@ -147,8 +172,22 @@ function send(
   });
 }
 
+/** DestinationRule tls SIMPLE with the test CA, as compileClientTls builds it. */
+function simpleTls(extra: { sni?: string; subjectAltNames?: string[] } = { sni: 'upstream.example.com' }) {
+  const material = { source: 'file:ca.crt', ca: ca.cert, hash: ca.sha256.slice(0, 16) };
+  const sans = extra.subjectAltNames ?? [];
+  return {
+    mode: 'SIMPLE',
+    ...(extra.sni ? { sni: extra.sni } : {}),
+    subjectAltNames: sans,
+    insecureSkipVerify: false,
+    material,
+    key: JSON.stringify(['SIMPLE', extra.sni ?? '', sans, false, material.hash]),
+  };
+}
+
 let clusterSeq = 0;
-function cluster(maxConnections = 2 ** 32 - 1): Cluster {
+function clusterOf(maxConnections = 2 ** 32 - 1, tls?: object): Cluster {
   return {
     name: `outbound|80||conformance-${++clusterSeq}`,
     host: 'conformance',
@@ -171,15 +210,21 @@ function cluster(maxConnections = 2 ** 32 - 1): Cluster {
       maxConnectionDurationMs: 0,
       tcpKeepaliveMs: 0,
     },
-    tls: { mode: 'DISABLE' },
+    tls: { subjectAltNames: [], insecureSkipVerify: false, ...(tls ?? { mode: 'DISABLE', key: '' }) },
   } as unknown as Cluster;
 }
+
+/** A plaintext upstream and cluster (outside the per-implementation suites). */
+const upstream = (reply: Parameters<typeof rawUpstream>[0]) => rawUpstream(reply);
+const cluster = (maxConnections?: number) => clusterOf(maxConnections);
 
 interface Subject {
   name: string;
   /** What the cluster manager is asked for: it picks the implementation. */
   need: PoolNeed;
   validatedHeads: boolean;
+  /** Clusters originate TLS (SIMPLE, SNI upstream.example.com) to TLS upstreams. */
+  tls?: boolean;
 }
 
 const OK = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
@@ -188,6 +233,10 @@ function runTest(s: Subject): void {
   t.test(s.name, async (t) => {
     const m = new ClusterManager({ random: () => 0.5 });
     t.teardown(() => m.close());
+    const tls = s.tls === true;
+    const cluster = (maxConnections?: number) => clusterOf(maxConnections, tls ? simpleTls() : undefined);
+    const upstream = (reply: Parameters<typeof rawUpstream>[0], unixPath?: string) =>
+      rawUpstream(reply, unixPath, tls);
     /** A pool for an upstream, from the cluster manager, as the request path gets one. */
     const poolOf = (port: number, maxConnections?: number): UpstreamPool =>
       m.poolFor(cluster(maxConnections), makeEndpoint('127.0.0.1', port), s.need);
@@ -335,6 +384,8 @@ function runTest(s: Subject): void {
       t.equal(u.peak(), 1, 'never more than maxConnections open');
     });
 
+    if (tls) tlsCases(t, m, s);
+
     t.test('fresh: a dispatch marked fresh does not go out on an idle connection', async (t) => {
       const u = await upstream((sock) => sock.write(OK));
       t.teardown(u.close);
@@ -348,12 +399,92 @@ function runTest(s: Subject): void {
   });
 }
 
+/** What only a TLS pool does: verification, handshake failures, and SNI-keyed pools. */
+function tlsCases(t: Test, m: ClusterManager, s: Subject): void {
+  const ep = (port: number) => makeEndpoint('127.0.0.1', port);
+
+  t.test('a certificate from an untrusted CA: a connect failure before anything is sent', async (t) => {
+    const u = await rawUpstream((sock) => sock.write(OK), undefined, stranger);
+    t.teardown(u.close);
+    const r = await send(m.poolFor(clusterOf(undefined, simpleTls()), ep(u.port), s.need));
+    t.match(r.failure, {
+      kind: 'connect',
+      reused: false,
+      gotBytes: false,
+      code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    });
+    t.equal(u.seen.length, 0);
+  });
+
+  t.test('a plaintext upstream: WRONG_VERSION_NUMBER, a connect failure', async (t) => {
+    // An HTTP server answers the ClientHello with a 400, which is no TLS record.
+    const plain = createServer((sock) => {
+      sock.on('error', () => {});
+      sock.once('data', () => sock.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n'));
+    });
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+    t.teardown(() => plain.close());
+    const port = (plain.address() as { port: number }).port;
+    const r = await send(m.poolFor(clusterOf(undefined, simpleTls()), ep(port), s.need));
+    t.match(r.failure, { kind: 'connect', code: 'ERR_SSL_WRONG_VERSION_NUMBER' });
+  });
+
+  t.test('no answer to the ClientHello: the connect timeout covers the handshake', async (t) => {
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    t.teardown(() => silent.close());
+    const c = clusterOf(undefined, simpleTls()) as Cluster & { connectionPool: { connectTimeoutMs: number } };
+    c.connectionPool.connectTimeoutMs = 200;
+    const started = Date.now();
+    const r = await send(m.poolFor(c, ep((silent.address() as { port: number }).port), s.need));
+    t.match(r.failure, { kind: 'connect', code: 'UND_ERR_CONNECT_TIMEOUT' });
+    t.ok(Date.now() - started < 2000, 'within the connect timeout');
+  });
+
+  t.test('auto SNI: the request host, one pool (connection) per host', async (t) => {
+    const u = await rawUpstream((sock) => sock.write(OK), undefined, true);
+    t.teardown(u.close);
+    // subjectAltNames: the certificate is checked against them, not against the SNI host.
+    const c = clusterOf(undefined, simpleTls({ subjectAltNames: ['upstream.example.com'] }));
+    const a = m.poolFor(c, ep(u.port), s.need, 'a.example.com:8080');
+    t.equal(m.poolFor(c, ep(u.port), s.need, 'a.example.com'), a, 'the port does not matter');
+    const b = m.poolFor(c, ep(u.port), s.need, 'b.example.com');
+    t.not(b, a);
+    const ip = m.poolFor(c, ep(u.port), s.need, '127.0.0.1:80');
+    for (const p of [a, b, a, ip]) t.equal((await send(p)).body, 'ok');
+    t.same(u.names, ['a.example.com', 'b.example.com', '-'], 'no SNI for an IP; a reused');
+  });
+
+  t.test('an explicit sni: one pool whatever the host', async (t) => {
+    const u = await rawUpstream((sock) => sock.write(OK), undefined, true);
+    t.teardown(u.close);
+    const c = clusterOf(undefined, simpleTls());
+    const a = m.poolFor(c, ep(u.port), s.need, 'a.example.com');
+    t.equal(m.poolFor(c, ep(u.port), s.need, 'b.example.com'), a);
+    t.equal((await send(a, { headers: { host: 'a.example.com' } })).body, 'ok');
+    t.equal((await send(a, { headers: { host: 'b.example.com' } })).body, 'ok');
+    t.same(u.names, ['upstream.example.com'], 'one connection, the DR sni');
+  });
+
+  t.test('auto SAN validation: the certificate must name the request host', async (t) => {
+    const u = await rawUpstream((sock) => sock.write(OK), undefined, true);
+    t.teardown(u.close);
+    const c = clusterOf(undefined, simpleTls({}));
+    const good = await send(m.poolFor(c, ep(u.port), s.need, 'upstream.example.com'));
+    t.equal(good.body, 'ok');
+    const bad = await send(m.poolFor(c, ep(u.port), s.need, 'other.example.com'));
+    t.match(bad.failure, { kind: 'connect', code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
+  });
+}
+
 runTest({
   name: 'raw HTTP/1.1 pool (buffered and bodyless requests)',
   need: 'buffered',
   validatedHeads: true,
 });
 runTest({ name: 'undici adapter (streamed bodies, unix sockets)', need: 'streamed', validatedHeads: false });
+runTest({ name: 'raw HTTP/1.1 pool over TLS', need: 'buffered', validatedHeads: true, tls: true });
+runTest({ name: 'undici adapter over TLS', need: 'streamed', validatedHeads: false, tls: true });
 
 t.test('undici adapter: a streamed body and an upgrade', async (t) => {
   const m = new ClusterManager({ random: () => 0.5 });
