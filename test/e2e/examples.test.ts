@@ -82,3 +82,51 @@ t.test('egress: sidecar -> egress gateway -> external', async (t) => {
   t.equal(JSON.parse(r.body).via, '127.0.0.1,127.0.0.1', 'two proxies on the way');
   t.equal(await e.stop(), 0);
 });
+
+t.test('TLS origination: at a sidecar, and at an egress gateway (Istio egress tasks)', async (t) => {
+  /** A script with its stdout kept (the agents log there: the gateway's access log). */
+  const start = (script: string) => {
+    const proc = spawn(process.execPath, [join(ROOT, 'examples', script)], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let out = '';
+    proc.stdout?.on('data', (d) => {
+      out += d;
+    });
+    const stop = () =>
+      new Promise<number | null>((r) => {
+        if (proc.exitCode !== null) return r(proc.exitCode);
+        proc.once('exit', (c) => r(c));
+        proc.kill('SIGTERM');
+      });
+    return { out: () => out, stop };
+  };
+
+  t.test('sidecar: plain HTTP from the application, TLS to edition.cnn.com', async (t) => {
+    const s = start('egress-tls-origination/run.mjs');
+    t.teardown(s.stop);
+    t.ok(await ready([19722]), 'sidecar ready');
+    const r = await request(19891, '/politics', { host: 'edition.cnn.com' });
+    t.equal(r.status, 200, 'one 200, no 301 to https');
+    t.equal(r.headers.location, undefined);
+    const b = JSON.parse(r.body);
+    t.same([b.tls, b.sni, b.path], [true, 'edition.cnn.com', '/politics'], 'over TLS, with SNI');
+    t.equal(await s.stop(), 0);
+  });
+
+  t.test('egress gateway: HTTP to the gateway, TLS from it on port 443', async (t) => {
+    const s = start('egress-gateway-tls-origination/run.mjs');
+    t.teardown(s.stop);
+    t.ok(await ready([19732, 19742]), 'gateway and sidecar ready');
+    const r = await request(19896, '/politics', { host: 'edition.cnn.com' });
+    t.equal(r.status, 200, 'one 200, no 301 to https');
+    const b = JSON.parse(r.body);
+    t.same([b.tls, b.sni, b.path], [true, 'edition.cnn.com', '/politics']);
+    for (let i = 0; i < 50 && !s.out().includes('outbound|443||edition.cnn.com'); i++) await sleep(50);
+    t.match(
+      s.out(),
+      /"GET \/politics HTTP\/1\.1" 200 .*"edition\.cnn\.com" "127\.0\.0\.1:19844" outbound\|443\|\|edition\.cnn\.com/,
+    );
+    t.equal(await s.stop(), 0);
+  });
+});
