@@ -157,7 +157,30 @@ const sidecarConfig = [
   originated('mtls-simple.example.com', upM.port, simple),
 ].join('---\n');
 
-const dir = writeConfigDir({ 'tls.yaml': sidecarConfig });
+// Istio's mutual task at a sidecar: resolution NONE (the connection goes where the request's
+// authority says), MUTUAL from a credentialName Secret, an explicit sni.
+const passthroughConfig = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: nginx}
+spec:
+  hosts: [localhost]
+  ports: [{number: ${upM.port}, name: http, protocol: HTTP}]
+  location: MESH_EXTERNAL
+  resolution: NONE
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: originate-mtls-for-nginx}
+spec:
+  host: localhost
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: ${upM.port}}
+      tls: {mode: MUTUAL, credentialName: client-credential, sni: mtls.example.com}
+---
+${tlsSecretYaml('client-credential', { 'tls.crt': client.cert, 'tls.key': client.key, 'ca.crt': caA.cert })}`;
+
+const dir = writeConfigDir({ 'tls.yaml': sidecarConfig, 'passthrough.yaml': passthroughConfig });
 const certs = join(dir, 'certs');
 mkdirSync(certs);
 writeFileSync(join(certs, 'ca-a.crt'), caA.cert);
@@ -329,6 +352,16 @@ t.test('MUTUAL with files: the upstream sees the client certificate; SIMPLE to i
   );
   t.match(await logLine('/mtls-simple'), /" 503 (URX,UF|UF) /);
 });
+
+t.test(
+  'resolution NONE (original destination) originates too: MUTUAL via credentialName at a sidecar',
+  async (t) => {
+    const r = await request(outbound, '/none', { host: `localhost:${upM.port}` });
+    t.equal(r.status, 200, r.body);
+    const b = JSON.parse(r.body);
+    t.same([b.peer, b.servername, b.url], ['client', 'mtls.example.com', '/none']);
+  },
+);
 
 t.test('MUTUAL via credentialName at the egress gateway: 200; a missing Secret: 503 UH', async (t) => {
   const r = await request(gwPort, '/cred', { host: 'cred.example.com' });
