@@ -1,6 +1,7 @@
 // Load drivers. Both run as their own (pinnable) process and return the same shape:
 // { driver, total, duration, rps, errors, timeouts, non2xx, mismatches, statusCodeStats,
 //   latency: { p50, p90, p99 } (ms) }.
+// (bench/tcp-load.mjs returns it too, in MiB: `total` MiB moved, `rps` MiB/s.)
 //
 // - wrk (C, epoll) for throughput: on one core it drives several times what autocannon can, so
 //   the load side stops being the wall; its latency percentiles have µs resolution.
@@ -20,8 +21,8 @@ export function wrkVersion() {
   return /wrk\s+(\S+)/.exec(`${r.stdout}${r.stderr}`)?.[1] ?? 'unknown';
 }
 
-async function runChild(name, cmd, args, prefix, seconds) {
-  const h = launch(name, cmd, args, { prefix });
+async function runChild(name, cmd, args, prefix, seconds, env) {
+  const h = launch(name, cmd, args, { prefix, env: env ? { ...process.env, ...env } : undefined });
   const timer = setTimeout(() => killGroup(h, 'SIGKILL'), (seconds + 60) * 1000);
   await h.done;
   clearTimeout(timer);
@@ -73,14 +74,54 @@ export function parseWrk(text) {
   };
 }
 
-/** One wrk run: one thread, `connections` connections, whole seconds. */
+/**
+ * One wrk run: one thread, `connections` connections, whole seconds. `env` adds to wrk's
+ * environment (OPENSSL_CONF for the handshake rows: bench/lib/tls-rows.mjs).
+ */
 export async function wrk(opts, prefix = []) {
   const seconds = Math.max(1, Math.round(opts.duration));
   const args = ['-t1', `-c${opts.connections}`, `-d${seconds}s`, '--latency', '--timeout', '10s'];
   for (const [k, v] of Object.entries(opts.headers ?? {})) args.push('-H', `${k}: ${v}`);
   args.push(opts.url);
-  const h = await runChild('wrk', 'wrk', args, prefix, seconds);
+  const h = await runChild('wrk', 'wrk', args, prefix, seconds, opts.env);
   const r = parseWrk(h.out);
   if (!r) throw new Error(`wrk failed (exit ${h.code}):\n${h.out}`);
   return { driver: 'wrk', url: opts.url, ...r };
+}
+
+/**
+ * One bench/tcp-load.mjs run: `mib` MiB over `connections` connections to `port`, each
+ * acknowledged by the sink (bench/tcp-sink.mjs). Returns the common shape in MiB.
+ */
+export async function tcpLoad(opts, prefix = []) {
+  const { port, mib, connections } = opts;
+  const timeoutS = opts.timeoutS ?? 120;
+  const h = await runChild(
+    'tcp-load',
+    process.execPath,
+    [
+      join(BENCH, 'tcp-load.mjs'),
+      JSON.stringify({ port, bytes: Math.round(mib * 2 ** 20), connections, timeoutS }),
+    ],
+    prefix,
+    timeoutS,
+  );
+  const line = h.out.split('\n').find((l) => l.startsWith('{"bytes"'));
+  if (!line) throw new Error(`tcp-load failed (exit ${h.code}):\n${h.out}`);
+  const r = JSON.parse(line);
+  const total = r.acked / 2 ** 20;
+  return {
+    driver: 'tcp-load',
+    port,
+    total,
+    duration: r.seconds,
+    rps: r.seconds > 0 ? total / r.seconds : 0,
+    errors: r.errors,
+    timeouts: r.timedOut ? 1 : 0,
+    non2xx: 0,
+    // Bytes sent that the sink did not count: lost or cut off on the way.
+    mismatches: r.acked === r.bytes ? 0 : 1,
+    statusCodeStats: {},
+    latency: { p50: null, p90: null, p99: null },
+  };
 }
