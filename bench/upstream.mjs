@@ -8,13 +8,20 @@
 // the fastest targets (nginx, direct) below what they can do. It handles what the targets send:
 // keep-alive requests, pipelined or not, with a Content-Length body or none; anything else
 // (chunked bodies, unparseable heads) gets a 400 and a close.
+//
+// `--tls CERT KEY` first: the same over TLS (node:tls) -- the "direct https" baseline of the TLS
+// rows, where the load side's own ceiling is measured with the TLS client work wrk does there.
 
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { exitWithParent } from './lib/child.mjs';
 
 export const BODY = 'hello world\n';
 
-const ports = process.argv.slice(2).map(Number);
+const argv = process.argv.slice(2);
+const tls = argv[0] === '--tls' ? { cert: readFileSync(argv[1]), key: readFileSync(argv[2]) } : undefined;
+const ports = argv.slice(tls ? 3 : 0).map(Number);
 if (ports.length === 0) ports.push(0);
 const counts = ports.map(() => 0);
 const RESPONSE = Buffer.from(
@@ -78,7 +85,9 @@ function serve(sock, i) {
 }
 
 const servers = ports.map((port, i) => {
-  const server = createServer((sock) => serve(sock, i));
+  const server = tls
+    ? createTlsServer(tls, (sock) => serve(sock, i))
+    : createServer((sock) => serve(sock, i));
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
 });
 

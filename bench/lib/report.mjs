@@ -41,6 +41,7 @@ export function summarize(name, runs) {
     p99: median(ok.map((r) => r.latency?.p99)),
     errors: sum(runs.map((r) => (r.errors ?? 0) + (r.timeouts ?? 0))),
     non2xx: sum(runs.map((r) => r.non2xx)),
+    mismatches: sum(runs.map((r) => r.mismatches)),
     crashed: runs.some((r) => r.crashed),
     failures: sum(runs.map((r) => r.failures ?? 1)),
     rssMb: runs.length && runs[0].rssMb !== undefined ? Math.max(...runs.map((r) => r.rssMaxMb ?? 0)) : null,
@@ -58,10 +59,10 @@ export function summarize(name, runs) {
  * Headroom: direct ÷ the fastest proxy. Below `min` the load side (load generator + upstream) was
  * the wall for at least the fastest target, so req/s ratios between targets are not theirs.
  */
-export function headroom(summary, min) {
-  const proxies = Object.values(summary).filter((s) => s.name !== 'direct' && s.rps);
+export function headroom(summary, min, directName = 'direct') {
+  const proxies = Object.values(summary).filter((s) => s.name !== directName && s.rps);
   const fastest = proxies.reduce((a, s) => (a && a.rps >= s.rps ? a : s), undefined);
-  const direct = summary.direct?.rps ?? null;
+  const direct = summary[directName]?.rps ?? null;
   const ratio = fastest && direct ? direct / fastest.rps : null;
   return {
     direct,
@@ -143,4 +144,45 @@ export function fixedRateTable(order, lat, rate) {
       ];
     }),
   );
+}
+
+/**
+ * A table of the TLS and TCP rows (bench/lib/tls-rows.mjs): `unit` names what is counted (req/s,
+ * handshakes/s, MiB/s); `courier` and `nginx` name the rows the ratio columns divide by; `direct`
+ * (optional) the load side's own ceiling. Ratio columns read "withheld" when `ok` is false.
+ */
+export function rowsTable(
+  names,
+  summary,
+  { unit, per, quota, ok, notSaturated = [], courier, nginx, direct },
+) {
+  const ratio = (a, b) => (ok ? fmtRatio(a, b) : 'withheld');
+  const header = ['target', unit, 'per round'];
+  if (quota) header.push(`${unit} per core`);
+  header.push('courier ÷ it', '× nginx');
+  if (direct) header.push('× direct');
+  header.push('p50 ms', 'p99 ms', 'errors', 'cores busy', `CPU µs/${per}`, 'RSS MB (max)');
+  const rows = names.map((name) => {
+    const s = summary[name];
+    const isDirect = name === direct;
+    const row = [name, fmtInt(s.rps), s.rpsPerRound.map((x) => fmtInt(x)).join(' / ')];
+    if (quota) row.push(isDirect ? '-' : fmtInt(s.rps / quota));
+    row.push(
+      name === courier || isDirect
+        ? '-'
+        : `${ratio(summary[courier]?.rps, s.rps)}${ok && notSaturated.includes(name) ? '*' : ''}`,
+      isDirect ? '-' : ratio(s.rps, summary[nginx]?.rps),
+    );
+    if (direct) row.push(fmtRatio(s.rps, summary[direct]?.rps));
+    row.push(
+      fmtMs(s.p50),
+      fmtMs(s.p99),
+      `${s.errors + s.non2xx + (s.mismatches ?? 0)}${s.crashed ? ' CRASHED' : ''}`,
+      s.cores === null ? '-' : `${s.cores.toFixed(2)}${notSaturated.includes(name) ? ' *' : ''}`,
+      fmt1(s.cpuUsPerReq),
+      fmtMb(s.rssMb),
+    );
+    return row;
+  });
+  return table(header, rows);
 }

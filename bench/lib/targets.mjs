@@ -37,7 +37,12 @@ export async function startUpstream(prefix) {
   return { h, ports };
 }
 
-function courierConfig(gatewayPort, v1Port, v2Port) {
+/**
+ * courier's bench config: one HTTP gateway server, ten rules that do not match, a 90/10 split.
+ * `extra.servers` (Gateway server YAML items) and `extra.files` (more documents) are how the TLS
+ * rows (bench/lib/tls-rows.mjs) add their HTTPS and TCP servers to the same routes.
+ */
+export function courierConfig(gatewayPort, v1Port, v2Port, extra = {}) {
   const rules = [];
   for (let i = 0; i < 10; i++) {
     // Half the rules match the URI and fail on a header the request carries with another value,
@@ -69,7 +74,7 @@ spec:
   servers:
   - port: {number: ${gatewayPort}, name: http, protocol: HTTP}
     hosts: ["*"]
-`,
+${extra.servers ?? ''}`,
     'service-entry.yaml': `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: bench, namespace: default}
@@ -114,14 +119,16 @@ ${rules.join('\n')}
     - destination: {host: bench, subset: v2}
       weight: 10
 `,
+    ...extra.files,
   };
 }
 
-export async function startCourier(tmp, upstream, { concurrency, prefix, label, profile }) {
+/** courier (pilot-agent router) on the bench config; `extra` as courierConfig takes it. */
+export async function startCourier(tmp, upstream, { concurrency, prefix, label, profile, extra }) {
   const dir = join(tmp, `courier-c${concurrency}-${label}`);
   mkdirSync(dir);
   const port = await freePort();
-  for (const [name, text] of Object.entries(courierConfig(port, upstream.ports[0], upstream.ports[1])))
+  for (const [name, text] of Object.entries(courierConfig(port, upstream.ports[0], upstream.ports[1], extra)))
     writeFileSync(join(dir, name), text);
   const check = spawnSync(process.execPath, [COURIER_CLI, 'validate', dir], { encoding: 'utf8' });
   if (check.status !== 0)
@@ -165,13 +172,13 @@ export function nginxBinary() {
 }
 
 /** nginx in the foreground from a generated config: one worker, upstream keep-alive, 9:1 weights. */
-export async function startNginx(bin, tmp, upstream, prefix) {
-  const dir = join(tmp, 'nginx');
+export async function startNginx(bin, tmp, upstream, prefix, extra = {}) {
+  const dir = join(tmp, extra.dirName ?? 'nginx');
   mkdirSync(dir);
   chmodSync(tmp, 0o755); // the worker runs as an unprivileged user when we are root
   chmodSync(dir, 0o755);
   const port = await freePort();
-  const conf = `worker_processes 1;
+  const conf = `${extra.main ?? ''}worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 4096; }
@@ -198,8 +205,8 @@ http {
       proxy_set_header Connection "";
     }
   }
-}
-`;
+${extra.http ?? ''}}
+${extra.top ?? ''}`;
   writeFileSync(join(dir, 'nginx.conf'), conf);
   const args = ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'];
   const h = launch('nginx', bin, args, { prefix });
