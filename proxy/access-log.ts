@@ -1,5 +1,6 @@
 // The access log: Istio's default TEXT format or its JSON keys (MeshConfig accessLogEncoding),
-// one line per request, buffered and written off the request path.
+// one line per request (and per proxied TCP connection, at its close), buffered and written off
+// the request path.
 //
 // Lines accumulate in memory and go out in one write every `flushMs` (or once `flushBytes` are
 // waiting), one write in flight at a time; a destination that cannot keep up costs dropped lines
@@ -139,6 +140,88 @@ export function formatJson(x: LoggedRequest, durationMs: number): string {
   })}\n`;
 }
 
+/** What the access log reads of a finished TCP connection (Envoy's tcp_proxy). `TcpSession` satisfies it. */
+export interface LoggedConnection {
+  readonly startTime: Date;
+  readonly flagString: string;
+  /** Why the upstream connection failed (Envoy's transport failure reason), when it did. */
+  readonly transportFailure?: string | undefined;
+  /** Bytes from the downstream. */
+  readonly bytesReceived: number;
+  /** Bytes to the downstream. */
+  readonly bytesSent: number;
+  /** `address:port` of the upstream host ('' when none was picked). */
+  readonly upstreamHost: string;
+  readonly clusterName: string;
+  readonly upstreamLocalAddress?: string | undefined;
+  readonly upstreamLocalPort?: number | undefined;
+  readonly downstreamLocalAddress?: string | undefined;
+  readonly downstreamLocalPort?: number | undefined;
+  readonly downstreamRemoteAddress?: string | undefined;
+  readonly downstreamRemotePort?: number | undefined;
+  /** The requested server name (SNI), when the connection had one. */
+  readonly sni?: string | undefined;
+}
+
+function tcpFields(c: LoggedConnection, durationMs: number) {
+  return {
+    duration: Math.max(0, Math.floor(durationMs)),
+    upstreamLocal: formatAddress(c.upstreamLocalAddress, c.upstreamLocalPort),
+    local: formatAddress(c.downstreamLocalAddress, c.downstreamLocalPort),
+    remote: formatAddress(c.downstreamRemoteAddress, c.downstreamRemotePort),
+    failure: c.transportFailure?.replaceAll(' ', '_'),
+  };
+}
+
+/**
+ * The same `EnvoyTextLogFormat` for a TCP connection, as Envoy prints it for tcp_proxy: no HTTP
+ * request (`"- - -"`, response code 0, `-` for headers and the upstream service time), bytes
+ * received from and sent to the downstream, the connection's duration, the upstream host and
+ * cluster, the three addresses and the requested server name (SNI):
+ * `[2021-11-10T14:49:06.792Z] "- - -" 0 - - - "-" 892 5620 135 - "-" "-" "-" "-" "172.217.6.68:443"
+ * outbound|443||www.google.com 10.42.1.47:45712 10.42.1.47:8444 10.42.1.41:33992 www.google.com -`.
+ */
+export function formatTcpText(c: LoggedConnection, durationMs: number): string {
+  const f = tcpFields(c, durationMs);
+  return (
+    `[${c.startTime.toISOString()}] "- - -" 0 ${dash(c.flagString)} - - "${dash(f.failure)}" ` +
+    `${c.bytesReceived} ${c.bytesSent} ${f.duration} - "-" "-" "-" "-" "${dash(c.upstreamHost)}" ` +
+    `${dash(c.clusterName)} ${dash(f.upstreamLocal)} ${dash(f.local)} ${dash(f.remote)} ${dash(c.sni)} -\n`
+  );
+}
+
+/** Istio's JSON keys for a TCP connection: the HTTP-only ones `null`, response_code 0. */
+export function formatTcpJson(c: LoggedConnection, durationMs: number): string {
+  const f = tcpFields(c, durationMs);
+  const n = (v: string | undefined) => (v === undefined || v === '' ? null : v);
+  return `${JSON.stringify({
+    authority: null,
+    bytes_received: c.bytesReceived,
+    bytes_sent: c.bytesSent,
+    connection_termination_details: null,
+    downstream_local_address: n(f.local),
+    downstream_remote_address: n(f.remote),
+    duration: f.duration,
+    method: null,
+    path: null,
+    protocol: null,
+    request_id: null,
+    requested_server_name: n(c.sni),
+    response_code: 0,
+    response_code_details: null,
+    response_flags: dash(c.flagString),
+    route_name: null,
+    start_time: c.startTime.toISOString(),
+    upstream_cluster: n(c.clusterName),
+    upstream_host: n(c.upstreamHost),
+    upstream_local_address: n(f.upstreamLocal),
+    upstream_service_time: null,
+    upstream_transport_failure_reason: n(f.failure),
+    user_agent: null,
+    x_forwarded_for: null,
+  })}\n`;
+}
+
 /** Where batches go. `write` is asynchronous and calls `done` once the data is out. */
 export interface LogSink {
   write(data: string, done: (err?: Error | null) => void): void;
@@ -242,6 +325,7 @@ export class AccessLogger {
   private readonly flushBytes: number;
   private readonly maxBuffered: number;
   private readonly format: (x: LoggedRequest, durationMs: number) => string;
+  private readonly formatTcp: (c: LoggedConnection, durationMs: number) => string;
 
   constructor(
     private readonly sink: LogSink,
@@ -249,6 +333,7 @@ export class AccessLogger {
     opts: AccessLoggerOptions = {},
   ) {
     this.format = format === 'json' ? formatJson : formatText;
+    this.formatTcp = format === 'json' ? formatTcpJson : formatTcpText;
     this.flushMs = opts.flushMs ?? 50;
     this.flushBytes = opts.flushBytes ?? 64 * 1024;
     this.maxBuffered = opts.maxBufferedBytes ?? 16 * 1024 * 1024;
@@ -259,13 +344,24 @@ export class AccessLogger {
   }
 
   log(x: LoggedRequest, durationMs: number): void {
-    if (this.closed) return;
-    if (this.size >= this.maxBuffered) {
-      this.dropped++;
-      this.dropHook?.();
-      return;
-    }
-    const line = this.format(x, durationMs);
+    if (this.admit()) this.push(this.format(x, durationMs));
+  }
+
+  /** One line for a TCP connection, at its close. */
+  logConnection(c: LoggedConnection, durationMs: number): void {
+    if (this.admit()) this.push(this.formatTcp(c, durationMs));
+  }
+
+  /** Room for another line? Beyond the buffer limit a line is dropped and counted. */
+  private admit(): boolean {
+    if (this.closed) return false;
+    if (this.size < this.maxBuffered) return true;
+    this.dropped++;
+    this.dropHook?.();
+    return false;
+  }
+
+  private push(line: string): void {
     this.chunks.push(line);
     this.size += line.length;
     if (this.size >= this.flushBytes) this.flush();

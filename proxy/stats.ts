@@ -1,4 +1,5 @@
-// Istio's standard request metrics and courier's worker gauges, one prom-client Registry per worker.
+// Istio's standard request and TCP metrics and courier's worker gauges, one prom-client Registry per
+// worker.
 //
 // The hot path does not go through prom-client's labelled children: `counter.labels(...).inc()`
 // hashes all 12 label values on every call, and four of them per request measured ~11 µs/request
@@ -10,7 +11,7 @@
 
 import { Counter, Gauge, type Metric, Registry } from 'prom-client';
 import type { ListenerKind, ProxyMode } from '../config/snapshot.js';
-import type { AccessLogger, LoggedRequest } from './access-log.js';
+import type { AccessLogger, LoggedConnection, LoggedRequest } from './access-log.js';
 import type { RequestObserver } from './deps.js';
 
 /** Envoy's default histogram bounds (ms), as Istio exports them (19 bounds + `+Inf`). */
@@ -73,6 +74,23 @@ export interface ObservedRequest {
   readonly bytesReceived: number;
   readonly bytesSent: number;
   /** performance.now() at arrival. */
+  readonly start: number;
+}
+
+/** What the `source_*`/`destination_*` labels are built from (a request or a TCP connection). */
+export type LabelSource = Pick<
+  ObservedRequest,
+  'cluster' | 'destination' | 'endpoint' | 'responseCode' | 'flags'
+>;
+
+/** What the TCP metrics read of a proxied connection. `TcpSession` satisfies it. */
+export interface ObservedConnection extends Omit<LabelSource, 'responseCode'> {
+  readonly listener: { readonly kind: ListenerKind };
+  /** Bytes from the downstream so far. */
+  readonly bytesReceived: number;
+  /** Bytes to the downstream so far. */
+  readonly bytesSent: number;
+  /** performance.now() at accept. */
   readonly start: number;
 }
 
@@ -244,7 +262,7 @@ export class IstioRequestMetrics {
   }
 
   /** Label values in `ISTIO_LABELS` order; called once per distinct tuple, off the hot path. */
-  labelValues(x: ObservedRequest, inbound: boolean, grpc: boolean): string[] {
+  labelValues(x: LabelSource, inbound: boolean, grpc: boolean): string[] {
     const id = this.identity;
     const c = x.cluster?.config;
     let dWorkload = UNKNOWN;
@@ -327,6 +345,152 @@ class IstioMetric {
   }
 }
 
+/** Label names of the `istio_tcp_*` metrics: Istio's set without `response_code`. */
+export const ISTIO_TCP_LABELS = ISTIO_LABELS.filter((l) => l !== 'response_code');
+const RESPONSE_CODE_INDEX = ISTIO_LABELS.indexOf('response_code');
+const PROTOCOL_INDEX = ISTIO_LABELS.indexOf('request_protocol');
+
+const ISTIO_TCP_METRICS = {
+  istio_tcp_connections_opened_total: { help: 'Total TCP connections opened.', field: 'opened' },
+  istio_tcp_connections_closed_total: { help: 'Total TCP connections closed.', field: 'closed' },
+  istio_tcp_sent_bytes_total: {
+    help: 'Total bytes sent to the downstream during TCP connections.',
+    field: 'sent',
+  },
+  istio_tcp_received_bytes_total: {
+    help: 'Total bytes received from the downstream during TCP connections.',
+    field: 'received',
+  },
+} as const;
+
+export type IstioTcpMetricName = keyof typeof ISTIO_TCP_METRICS;
+
+/** One TCP label tuple's counters. */
+class TcpSeries {
+  opened = 0;
+  closed = 0;
+  sent = 0;
+  received = 0;
+  constructor(readonly values: readonly string[]) {}
+}
+
+/** Byte counts of an open connection already counted (scrapes count the deltas since). */
+interface LiveConnection {
+  sent: number;
+  received: number;
+}
+
+/**
+ * The TCP connection metrics (Istio's `istio_tcp_*`, `request_protocol="tcp"`, no
+ * `response_code`): a connection counts as opened when its upstream connection is established
+ * (or at its close when it never was), as closed at its close; its byte counts are counted at
+ * every scrape while it is open (Istio reports deltas every 5 s) and the rest at its close, under
+ * the labels it has then (a failed connection's flags).
+ */
+export class IstioTcpMetrics {
+  private readonly series = new Map<string, TcpSeries>();
+  /** Anchor (endpoint, else cluster, destination, listener) → flags → series: no string per connection. */
+  private readonly fast = new WeakMap<object, Map<string, TcpSeries>>();
+  private readonly live = new Map<ObservedConnection, LiveConnection>();
+
+  constructor(private readonly labels: IstioRequestMetrics) {}
+
+  opened(c: ObservedConnection): void {
+    if (this.live.has(c)) return;
+    this.seriesOf(c).opened++;
+    this.live.set(c, { sent: 0, received: 0 });
+  }
+
+  closed(c: ObservedConnection): void {
+    const s = this.seriesOf(c);
+    const l = this.live.get(c);
+    if (l) this.live.delete(c);
+    else s.opened++; // never established: opened and closed at once, as Istio reports it
+    s.closed++;
+    s.sent += c.bytesSent - (l?.sent ?? 0);
+    s.received += c.bytesReceived - (l?.received ?? 0);
+  }
+
+  /** Count the bytes open connections moved since the last scrape. */
+  private flushLive(): void {
+    for (const [c, l] of this.live) {
+      if (c.bytesSent === l.sent && c.bytesReceived === l.received) continue;
+      const s = this.seriesOf(c);
+      s.sent += c.bytesSent - l.sent;
+      s.received += c.bytesReceived - l.received;
+      l.sent = c.bytesSent;
+      l.received = c.bytesReceived;
+    }
+  }
+
+  private seriesOf(c: ObservedConnection): TcpSeries {
+    const anchor: object = c.endpoint ?? c.cluster ?? c.destination ?? c.listener;
+    let byFlags = this.fast.get(anchor);
+    if (!byFlags) {
+      byFlags = new Map();
+      this.fast.set(anchor, byFlags);
+    }
+    const key = c.flags.length === 0 ? '' : c.flags.join(',');
+    let s = byFlags.get(key);
+    if (!s) {
+      const values = this.labels.labelValues({ ...c, responseCode: 0 }, c.listener.kind === 'inbound', false);
+      values[PROTOCOL_INDEX] = 'tcp';
+      values.splice(RESPONSE_CODE_INDEX, 1);
+      const k = values.join('\u0001');
+      s = this.series.get(k);
+      if (!s) {
+        s = new TcpSeries(values);
+        this.series.set(k, s);
+      }
+      byFlags.set(key, s);
+    }
+    return s;
+  }
+
+  /** One `istio_tcp_*` counter in prom-client's JSON shape. */
+  metricJSON(name: IstioTcpMetricName): MetricJSON {
+    this.flushLive();
+    const meta = ISTIO_TCP_METRICS[name];
+    const values: MetricJSON['values'] = [];
+    for (const s of this.series.values()) {
+      const labels: Record<string, string> = {};
+      for (let i = 0; i < ISTIO_TCP_LABELS.length; i++)
+        labels[ISTIO_TCP_LABELS[i] as string] = s.values[i] ?? UNKNOWN;
+      values.push({ value: s[meta.field], labels });
+    }
+    return { name, help: meta.help, type: 'counter', aggregator: 'sum', values };
+  }
+
+  reset(): void {
+    this.flushLive();
+    for (const s of this.series.values()) {
+      s.opened = 0;
+      s.closed = 0;
+      s.sent = 0;
+      s.received = 0;
+    }
+  }
+}
+
+/** A prom-client-compatible counter reading the TCP metrics store at scrape time. */
+class IstioTcpMetric {
+  readonly aggregator = 'sum';
+  readonly type = 'counter';
+  readonly help: string;
+  constructor(
+    readonly name: IstioTcpMetricName,
+    private readonly store: IstioTcpMetrics,
+  ) {
+    this.help = ISTIO_TCP_METRICS[name].help;
+  }
+  async get(): Promise<MetricJSON> {
+    return this.store.metricJSON(this.name);
+  }
+  reset(): void {
+    this.store.reset();
+  }
+}
+
 /** What the worker gauges read (ClusterManager satisfies it). */
 export interface UpstreamStatsSource {
   stats(): { pools: number; connected: number; running: number; pending: number };
@@ -352,6 +516,7 @@ export interface StatsObserverOptions {
 export class StatsObserver implements RequestObserver {
   readonly registry = new Registry();
   readonly istio: IstioRequestMetrics;
+  readonly tcp: IstioTcpMetrics;
   readonly accessLog: AccessLogger | undefined;
   private readonly now: () => number;
   private upstream: UpstreamStatsSource | undefined;
@@ -363,6 +528,10 @@ export class StatsObserver implements RequestObserver {
     this.now = opts.now ?? (() => performance.now());
     for (const name of Object.keys(ISTIO_METRICS) as IstioMetricName[])
       this.registry.registerMetric(new IstioMetric(name, this.istio) as unknown as Metric);
+    // The TCP counters go to the agent as ordinary prom-client JSON (summed across workers there).
+    this.tcp = new IstioTcpMetrics(this.istio);
+    for (const name of Object.keys(ISTIO_TCP_METRICS) as IstioTcpMetricName[])
+      this.registry.registerMetric(new IstioTcpMetric(name, this.tcp) as unknown as Metric);
     const self = this;
     const registers = [this.registry];
     new Gauge({
@@ -440,11 +609,33 @@ export class StatsObserver implements RequestObserver {
       this.istio.record(x, ms);
       this.accessLog?.log(x, ms);
     } catch (e) {
-      if (!this.failed) {
-        this.failed = true;
-        process.stderr.write(`courier: stats observer error: ${(e as Error).stack ?? e}\n`);
-      }
+      this.report(e);
     }
+  }
+
+  /** A proxied TCP connection reached its upstream (proxy/tcp-proxy.ts TcpObserver). */
+  onTcpOpen(c: ObservedConnection): void {
+    try {
+      this.tcp.opened(c);
+    } catch (e) {
+      this.report(e);
+    }
+  }
+
+  /** A proxied TCP connection is over: counted, and its access log line written. */
+  onTcpClose(c: ObservedConnection & LoggedConnection): void {
+    try {
+      this.tcp.closed(c);
+      this.accessLog?.logConnection(c, this.now() - c.start);
+    } catch (e) {
+      this.report(e);
+    }
+  }
+
+  private report(e: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    process.stderr.write(`courier: stats observer error: ${(e as Error).stack ?? e}\n`);
   }
 
   /** The worker's answer to the agent: prom-client JSON for the small metrics, compact istio series. */

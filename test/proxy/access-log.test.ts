@@ -7,7 +7,10 @@ import {
   fileSink,
   formatAddress,
   formatJson,
+  formatTcpJson,
+  formatTcpText,
   formatText,
+  type LoggedConnection,
   type LoggedRequest,
   type LogSink,
   openAccessLog,
@@ -262,4 +265,121 @@ t.test('file sink appends; openAccessLog off/-/path', async (t) => {
   t.equal(lines.filter((l) => l.startsWith('{')).length, 1);
   t.equal(lines.filter((l) => l.startsWith('[')).length, 2);
   t.throws(() => openAccessLog(join(dir, 'missing', 'x.log'), 'text'));
+});
+
+/** The tcp_proxy line of Istio's egress example: a passthrough connection with SNI. */
+function tcpConnection(over: Partial<LoggedConnection> = {}): LoggedConnection {
+  return {
+    startTime: new Date('2021-11-10T14:49:06.792Z'),
+    flagString: '-',
+    bytesReceived: 892,
+    bytesSent: 5620,
+    upstreamHost: '172.217.6.68:443',
+    clusterName: 'outbound|443||www.google.com',
+    upstreamLocalAddress: '10.42.1.47',
+    upstreamLocalPort: 45712,
+    downstreamLocalAddress: '::ffff:10.42.1.47',
+    downstreamLocalPort: 8444,
+    downstreamRemoteAddress: '::ffff:10.42.1.41',
+    downstreamRemotePort: 33992,
+    sni: 'www.google.com',
+    ...over,
+  };
+}
+
+t.test('tcp text: the HTTP fields print -, code 0, bytes, duration, addresses, SNI', async (t) => {
+  t.equal(
+    formatTcpText(tcpConnection(), 135.7),
+    '[2021-11-10T14:49:06.792Z] "- - -" 0 - - - "-" 892 5620 135 - "-" "-" "-" "-" "172.217.6.68:443" ' +
+      'outbound|443||www.google.com 10.42.1.47:45712 10.42.1.47:8444 10.42.1.41:33992 www.google.com -\n',
+  );
+  // A refused connect: flags, the transport failure reason, no upstream local address, no SNI.
+  t.equal(
+    formatTcpText(
+      tcpConnection({
+        flagString: 'UF,URX',
+        transportFailure: 'delayed connect error: Connection refused',
+        bytesReceived: 0,
+        bytesSent: 0,
+        upstreamHost: '10.244.0.6:443',
+        clusterName: 'outbound|443||httpbin.org',
+        upstreamLocalAddress: undefined,
+        upstreamLocalPort: undefined,
+        sni: undefined,
+      }),
+      1,
+    ),
+    '[2021-11-10T14:49:06.792Z] "- - -" 0 UF,URX - - "delayed_connect_error:_Connection_refused" 0 0 1 - ' +
+      '"-" "-" "-" "-" "10.244.0.6:443" outbound|443||httpbin.org - 10.42.1.47:8444 10.42.1.41:33992 - -\n',
+  );
+  // No cluster, no host (NC).
+  t.match(
+    formatTcpText(tcpConnection({ flagString: 'NC', upstreamHost: '', clusterName: '' }), 0),
+    / 0 NC - - "-" 892 5620 0 - "-" "-" "-" "-" "-" - 10\.42\.1\.47:45712 /,
+  );
+});
+
+t.test('tcp json: Istio keys, HTTP ones null, response_code 0', async (t) => {
+  const o = JSON.parse(formatTcpJson(tcpConnection(), 135.7));
+  t.same(o, {
+    authority: null,
+    bytes_received: 892,
+    bytes_sent: 5620,
+    connection_termination_details: null,
+    downstream_local_address: '10.42.1.47:8444',
+    downstream_remote_address: '10.42.1.41:33992',
+    duration: 135,
+    method: null,
+    path: null,
+    protocol: null,
+    request_id: null,
+    requested_server_name: 'www.google.com',
+    response_code: 0,
+    response_code_details: null,
+    response_flags: '-',
+    route_name: null,
+    start_time: '2021-11-10T14:49:06.792Z',
+    upstream_cluster: 'outbound|443||www.google.com',
+    upstream_host: '172.217.6.68:443',
+    upstream_local_address: '10.42.1.47:45712',
+    upstream_service_time: null,
+    upstream_transport_failure_reason: null,
+    user_agent: null,
+    x_forwarded_for: null,
+  });
+  t.same(Object.keys(o), Object.keys(JSON.parse(formatJson(forwarded(), 1))), 'the same keys as a request');
+  const failed = JSON.parse(
+    formatTcpJson(
+      tcpConnection({ flagString: 'UF,URX', transportFailure: 'delayed connect error: Connection refused' }),
+      1,
+    ),
+  );
+  t.equal(failed.response_flags, 'UF,URX');
+  t.equal(failed.upstream_transport_failure_reason, 'delayed_connect_error:_Connection_refused');
+});
+
+t.test('the logger writes a TCP line in its format, and drops it when full', async (t) => {
+  const writes: string[] = [];
+  const sink: LogSink = {
+    write: (d, done) => {
+      writes.push(d);
+      done();
+    },
+    writeSync: () => {},
+    close: async () => {},
+  };
+  const text = new AccessLogger(sink, 'text', { flushMs: 1 });
+  text.logConnection(tcpConnection(), 5);
+  const json = new AccessLogger(sink, 'json', { flushMs: 1 });
+  json.logConnection(tcpConnection(), 5);
+  const full = new AccessLogger(sink, 'text', { flushMs: 1, maxBufferedBytes: 0 });
+  let dropped = 0;
+  full.onDrop(() => dropped++);
+  full.logConnection(tcpConnection(), 5);
+  await Promise.all([text.close(), json.close(), full.close()]);
+  t.match(writes[0], /^\[2021-11-10T14:49:06\.792Z\] "- - -" 0 - /);
+  t.equal(JSON.parse(writes[1] as string).bytes_sent, 5620);
+  t.equal(writes.length, 2);
+  t.equal(dropped, 1);
+  t.equal(full.dropped, 1);
 });

@@ -1,11 +1,18 @@
 import { AggregatorRegistry } from 'prom-client';
 import t from 'tap';
-import { AccessLogger, type LoggedRequest, type LogSink } from '../../dist/proxy/access-log.js';
+import {
+  AccessLogger,
+  type LoggedConnection,
+  type LoggedRequest,
+  type LogSink,
+} from '../../dist/proxy/access-log.js';
 import {
   DURATION_BUCKETS,
   ISTIO_LABELS,
+  ISTIO_TCP_LABELS,
   istioMetricsJSON,
   type MetricJSON,
+  type ObservedConnection,
   type ObservedRequest,
   type StatsIdentity,
   StatsObserver,
@@ -235,8 +242,8 @@ t.test('worker export merges across workers into exact sums', async (t) => {
   for (const w of [w1, w2]) {
     const e = await w.exportForAgent();
     t.notOk(
-      e.metrics.some((m) => m.name.startsWith('istio_')),
-      'istio metrics travel compact',
+      e.metrics.some((m) => m.name.startsWith('istio_') && !m.name.startsWith('istio_tcp_')),
+      'istio request metrics travel compact',
     );
     sets.push([...e.metrics, ...istioMetricsJSON(e.istio)]);
   }
@@ -296,4 +303,118 @@ t.test('workloadName: Deployment name from the pod name', async (t) => {
   t.equal(workloadName('courier-router', {}), 'courier-router');
   t.equal(workloadName('db-0', {}), 'db-0');
   t.equal(workloadName('x-5d9f6b8c5d-abcde', { ISTIO_META_WORKLOAD_NAME: 'named' }), 'named');
+});
+
+type Conn = ObservedConnection &
+  LoggedConnection & { flags: readonly string[]; bytesSent: number; bytesReceived: number };
+
+function conn(over: Partial<Conn> = {}): Conn {
+  return {
+    listener: gatewayListener,
+    cluster: reviewsV1,
+    destination: { host: 'reviews.default.svc.cluster.local', subset: 'v1' },
+    endpoint: { labels: { version: 'v1' } },
+    flags: [],
+    flagString: '-',
+    bytesReceived: 0,
+    bytesSent: 0,
+    start: clock,
+    startTime: new Date(0),
+    upstreamHost: '127.0.0.1:9000',
+    clusterName: reviewsV1.config.name,
+    ...over,
+  };
+}
+
+const sample = (text: string, name: string, flags = '-') =>
+  Number(new RegExp(`^${name}\\{[^}]*response_flags="${flags}"[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1]);
+
+t.test('tcp: opened at connect, bytes at each scrape while open, the rest and closed at close', async (t) => {
+  const obs = new StatsObserver({ identity: GATEWAY, now: () => clock + 7 });
+  const c = conn();
+  obs.onTcpOpen(c);
+  let text = await obs.registry.metrics();
+  t.equal(sample(text, 'istio_tcp_connections_opened_total'), 1);
+  t.equal(sample(text, 'istio_tcp_connections_closed_total'), 0);
+  c.bytesReceived = 5;
+  c.bytesSent = 9;
+  text = await obs.registry.metrics();
+  t.equal(sample(text, 'istio_tcp_received_bytes_total'), 5, 'bytes so far');
+  t.equal(sample(text, 'istio_tcp_sent_bytes_total'), 9);
+  c.bytesReceived = 12;
+  c.bytesSent = 20;
+  obs.onTcpClose(c);
+  text = await obs.registry.metrics();
+  t.equal(sample(text, 'istio_tcp_received_bytes_total'), 12, 'never counted twice');
+  t.equal(sample(text, 'istio_tcp_sent_bytes_total'), 20);
+  t.equal(sample(text, 'istio_tcp_connections_opened_total'), 1);
+  t.equal(sample(text, 'istio_tcp_connections_closed_total'), 1);
+  const line = text.split('\n').find((l) => l.startsWith('istio_tcp_connections_closed_total{')) ?? '';
+  const names = [...line.matchAll(/(\w+)="/g)].map((m) => m[1]);
+  t.same(names, ISTIO_TCP_LABELS, "Istio's labels without response_code, in order");
+  t.match(line, /reporter="source",source_workload="istio-ingressgateway",source_app="istio-ingressgateway"/);
+  t.match(
+    line,
+    /destination_version="v1",destination_service="reviews\.default\.svc\.cluster\.local",destination_service_name="reviews",destination_service_namespace="default",request_protocol="tcp",response_flags="-",connection_security_policy="unknown"/,
+  );
+});
+
+t.test('tcp: a connection that never reached its upstream is opened and closed at its close', async (t) => {
+  const writes: string[] = [];
+  const sink: LogSink = {
+    write: (d, done) => {
+      writes.push(d);
+      done();
+    },
+    writeSync: () => {},
+    close: async () => {},
+  };
+  const obs = new StatsObserver({
+    identity: GATEWAY,
+    accessLog: new AccessLogger(sink, 'text', { flushMs: 1 }),
+    now: () => clock + 510,
+  });
+  obs.onTcpClose(conn({ flags: ['UF', 'URX'], flagString: 'UF,URX' }));
+  obs.onTcpClose(conn({ flags: ['UO'], flagString: 'UO', endpoint: undefined, upstreamHost: '' }));
+  const text = await obs.registry.metrics();
+  t.equal(sample(text, 'istio_tcp_connections_opened_total', 'UF,URX'), 1);
+  t.equal(sample(text, 'istio_tcp_connections_closed_total', 'UF,URX'), 1);
+  t.equal(sample(text, 'istio_tcp_connections_closed_total', 'UO'), 1);
+  t.notMatch(text, /response_flags="-"/, 'no series without flags');
+  await obs.close();
+  const all = writes.join('');
+  t.match(all, /"- - -" 0 UF,URX - - "-" 0 0 510 - /);
+  t.match(all, /"- - -" 0 UO - - "-" 0 0 510 - "-" "-" "-" "-" "-" outbound/);
+});
+
+t.test('tcp: workers export plain counters, summed by the agent', async (t) => {
+  const w1 = new StatsObserver({ identity: GATEWAY });
+  const w2 = new StatsObserver({ identity: GATEWAY });
+  w1.onTcpClose(conn({ bytesReceived: 3, bytesSent: 4 }));
+  // Another worker, other endpoint object, same labels.
+  w2.onTcpClose(conn({ endpoint: { labels: { version: 'v1' } }, bytesReceived: 10, bytesSent: 20 }));
+  const sets: MetricJSON[][] = [];
+  for (const w of [w1, w2]) {
+    const e = await w.exportForAgent();
+    sets.push([...e.metrics, ...istioMetricsJSON(e.istio)]);
+  }
+  const text = await AggregatorRegistry.aggregate(sets).metrics();
+  t.equal(sample(text, 'istio_tcp_connections_closed_total'), 2);
+  t.equal(sample(text, 'istio_tcp_received_bytes_total'), 13);
+  t.equal(sample(text, 'istio_tcp_sent_bytes_total'), 24);
+  t.match(text, /# TYPE istio_tcp_sent_bytes_total counter/);
+  w1.registry.resetMetrics();
+  t.equal(sample(await w1.registry.metrics(), 'istio_tcp_connections_closed_total'), 0, 'reset');
+});
+
+t.test('tcp: the observer never throws', async (t) => {
+  const obs = new StatsObserver({ identity: GATEWAY });
+  const stderr = process.stderr.write;
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try {
+    t.doesNotThrow(() => obs.onTcpOpen({} as Conn));
+    t.doesNotThrow(() => obs.onTcpClose({} as Conn));
+  } finally {
+    process.stderr.write = stderr;
+  }
 });
