@@ -1,7 +1,9 @@
 // The runnable examples, as a user runs them: the quick start (npm start), bookinfo with a
-// sidecar per application, and egress through a gateway. One after another (fixed ports).
+// sidecar per application, egress through a gateway, TLS origination, and Istio's TCP traffic
+// shifting task. One after another (fixed ports).
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { ROOT, request, sleep } from '../helpers/procs.js';
@@ -129,4 +131,45 @@ t.test('TLS origination: at a sidecar, and at an egress gateway (Istio egress ta
     );
     t.equal(await s.stop(), 0);
   });
+});
+
+t.test("tcp-echo: all to v1, then Istio's 80/20 VirtualService applied, the split printed", async (t) => {
+  const proc = spawn(process.execPath, [join(ROOT, 'examples', 'tcp-echo', 'run.mjs')], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let out = '';
+  proc.stdout?.on('data', (d) => {
+    out += d;
+  });
+  const stop = () =>
+    new Promise<number | null>((r) => {
+      if (proc.exitCode !== null) return r(proc.exitCode);
+      proc.once('exit', (c) => r(c));
+      proc.kill('SIGTERM');
+    });
+  t.teardown(stop);
+  for (let i = 0; i < 300 && !out.includes('try: '); i++) await sleep(100);
+  t.match(out, /^all-v1: 20 one, 0 two of 20$/m, 'all 20 connections to v1');
+  const before = out.slice(0, out.indexOf('all-v1:'));
+  t.equal(before.match(/^one /gm)?.length, 20, 'twenty answers printed, each from v1');
+  t.notMatch(before, /^two /m);
+  const split = /^80\/20: (\d+) one, (\d+) two of 200 connections/m.exec(out);
+  t.ok(split, 'the split is printed');
+  const two = Number(split?.[2]);
+  t.equal(Number(split?.[1]) + two, 200, 'every connection answered');
+  t.ok(two >= 20 && two <= 60, `about 20% to v2 (${two}/200)`);
+  // It keeps serving: what the task's `(date; sleep 1) | nc` sends, one line then EOF.
+  const answer = await new Promise<string>((resolve) => {
+    const s = connect({ port: 31400, host: '127.0.0.1', allowHalfOpen: true });
+    let got = '';
+    s.on('data', (d) => {
+      got += d;
+    });
+    s.on('end', () => s.end());
+    s.on('error', () => {});
+    s.on('close', () => resolve(got));
+    s.on('connect', () => s.end('hello\n'));
+  });
+  t.match(answer, /^(one|two) hello\n$/);
+  t.equal(await stop(), 0);
 });
