@@ -185,6 +185,8 @@ const P = {
   hash: await freePort(),
   noVs: await freePort(),
   otherPort: await freePort(),
+  outlier: await freePort(),
+  duration: await freePort(),
 };
 
 function gateway(name: string, port: number): string {
@@ -318,6 +320,26 @@ const files: Record<string, string> = {
     ),
     virtualService('hashed', 'gw-hash', P.hash, [{ host: 'hashed' }]),
   ].join('---\n'),
+  // One endpoint refuses connections: a connect failure ejects it (outlier detection).
+  'outlier.yaml': [
+    gateway('gw-outlier', P.outlier),
+    serviceEntry('flaky', [{ port: closedPort }, { port: one.port }]),
+    destinationRule(
+      'flaky',
+      '  trafficPolicy:\n    outlierDetection:\n' +
+        '      {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}\n',
+    ),
+    virtualService('flaky', 'gw-outlier', P.outlier, [{ host: 'flaky' }]),
+  ].join('---\n'),
+  'duration.yaml': [
+    gateway('gw-duration', P.duration),
+    serviceEntry('lasting', [{ port: idle.port }]),
+    destinationRule(
+      'lasting',
+      '  trafficPolicy:\n    connectionPool:\n      tcp: {maxConnectionDuration: 1s}\n',
+    ),
+    virtualService('lasting', 'gw-duration', P.duration, [{ host: 'lasting' }]),
+  ].join('---\n'),
   'no-vs.yaml': gateway('gw-novs', P.noVs),
   'other-port.yaml': [
     gateway('gw-other', P.otherPort),
@@ -327,7 +349,7 @@ const files: Record<string, string> = {
 
 const dir = writeConfigDir(files);
 const logFile = join(dir, '..', `${dir.split('/').pop()}-access.log`);
-const agent = await startAgent({ configDir: dir, args: ['--access-log', logFile] });
+const agent = await startAgent({ configDir: dir, args: ['--access-log', logFile, '--drain-duration', '1s'] });
 t.teardown(() => agent.stop());
 
 const logLines = () => {
@@ -596,4 +618,59 @@ t.test('istio_tcp_* metrics and the access log line of one echo exchange', async
   const all = await (await fetch(`http://127.0.0.1:${agent.status}/stats/prometheus`)).text();
   t.match(all, /istio_tcp_connections_closed_total\{[^}]*response_flags="UF,URX"[^}]*\} [1-9]/);
   t.match(all, /istio_tcp_connections_closed_total\{[^}]*response_flags="UO"[^}]*\} [1-9]/);
+});
+
+t.test('outlier detection: a connect failure ejects the endpoint, later connections avoid it', async (t) => {
+  const replies: Talk[] = [];
+  for (let i = 0; i < 16; i++) replies.push(await talk(P.outlier, `o${i}\n`));
+  const failed = replies.filter((r) => !r.data.startsWith('one ')).length;
+  t.ok(failed <= 1, `at most the first failure (${failed} of 16 failed)`);
+  t.ok(
+    replies.slice(-8).every((r) => r.data === `one ${r.data.slice(4)}` && r.data.endsWith('\n')),
+    'the last 8 all answered',
+  );
+});
+
+t.test('maxConnectionDuration 1s: an active connection is cut after 1 s (DT)', async (t) => {
+  const s = connect({ port: P.duration, host: '127.0.0.1' });
+  const start = Date.now();
+  let answered = 0;
+  let closed = false;
+  s.setEncoding('latin1');
+  s.on('data', (d: string) => {
+    answered += d.split('\n').length - 1;
+  });
+  s.on('error', () => {});
+  const over = new Promise((r) => s.once('close', r)).then(() => {
+    closed = true;
+  });
+  while (!closed && Date.now() - start < 3000) {
+    s.write('tick\n');
+    await sleep(100);
+  }
+  await over;
+  const ms = Date.now() - start;
+  t.ok(ms >= 900 && ms < 2000, `cut after ${ms} ms although active`);
+  t.ok(answered >= 5, `answered until then (${answered})`);
+  t.match(await logLine(/ 0 DT - - "-" \d+ \d+ \d+ .*outbound\|9000\|\|lasting\./), /"- - -" 0 DT /);
+});
+
+t.test('drain: an open TCP connection is cut when the drain period ends, the agent exits 0', async (t) => {
+  const s = connect({ port: P.weight0, host: '127.0.0.1' });
+  let got = '';
+  s.setEncoding('latin1');
+  s.on('data', (d: string) => {
+    got += d;
+  });
+  s.on('error', () => {});
+  const closed = new Promise((r) => s.once('close', r));
+  s.write('before drain\n');
+  while (!got.includes('\n')) await sleep(10);
+  t.equal(got, 'one before drain\n');
+  const start = Date.now();
+  const code = agent.stop();
+  await closed;
+  const ms = Date.now() - start;
+  t.ok(ms >= 800 && ms < 4000, `cut after the 1 s drain (${ms} ms)`);
+  t.equal(await code, 0);
 });
