@@ -227,12 +227,12 @@ function tlsTalk(port: number, servername: string, send: string, end = false): P
       port,
       servername,
       ca: ca.cert,
-      allowHalfOpen: true,
       checkServerIdentity: () => undefined,
     });
     s.setEncoding('latin1');
     s.once('secureConnect', () => {
-      o.cn = s.getPeerCertificate().subject?.CN;
+      const cn = s.getPeerCertificate().subject?.CN;
+      o.cn = Array.isArray(cn) ? cn.join(',') : cn;
       s.write(send);
       if (end) s.end();
     });
