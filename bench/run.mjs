@@ -25,7 +25,7 @@ import {
 } from '../scripts/lib/procs.mjs';
 import { autoQuota, cpuGroup, detectCgroups, PERIOD_US } from './lib/cpu-quota.mjs';
 import { autocannon, wrk, wrkVersion } from './lib/drivers.mjs';
-import { parseArgs } from './lib/options.mjs';
+import { parseArgs, TLS_ROWS } from './lib/options.mjs';
 import {
   fixedRateTable,
   fmtInt,
@@ -48,6 +48,7 @@ import {
   startUpstream,
   upstreamCounts,
 } from './lib/targets.mjs';
+import { tlsRows } from './lib/tls-rows.mjs';
 
 const BENCH = join(ROOT, 'bench');
 const TASKSET = canRun('taskset', ['-V']);
@@ -94,7 +95,10 @@ async function measure(t, drive, opts, loadPrefix) {
         rssMax = Math.max(rssMax, groupUsage(t.h.pgid).rssMb);
       }, 500)
     : undefined;
-  const r = await drive({ url: `http://127.0.0.1:${t.port}${PATH}`, headers: HEADERS, ...opts }, loadPrefix);
+  const r = await drive(
+    { url: t.url ?? `http://127.0.0.1:${t.port}${PATH}`, headers: HEADERS, ...opts },
+    loadPrefix,
+  );
   clearInterval(sampler);
   if (t.h) {
     const after = groupUsage(t.h.pgid);
@@ -180,6 +184,10 @@ async function main() {
   console.log(
     `courier bench: ${o.rounds} round(s) × ${o.duration}s, warm-up ${o.warmup}s, ${o.connections} connections, pipelining 1`,
   );
+  const tlsSelected = TLS_ROWS.filter((r) => o.rows.includes(r));
+  console.log(
+    `rows: ${o.rows.includes('http') ? 'http (plaintext)' : 'no plaintext rows'}${tlsSelected.length ? `, then ${tlsSelected.join(', ')} (${o.tlsRounds} round(s) each)` : ''}`,
+  );
   console.log(`machine: ${machine.cpus} CPU(s) ${machine.cpuModel ?? ''}, node ${machine.node}; ${pinning}`);
   console.log(
     `throughput driver: ${driverName}${wrkV ? ` (wrk ${wrkV})` : ''}` +
@@ -210,164 +218,51 @@ async function main() {
   let exitCode = 0;
   try {
     const upstream = await startUpstream(loadPrefix);
-    const targets = await startTargets(o, tmp, upstream, proxyCpu, cg, nginx);
-    const courier = targets[0];
-    const names = targets.map((t) => t.name);
-
-    // Warm-up without a quota (the JIT warms faster); it also measures what the auto quota needs.
-    const base = { connections: o.connections };
-    console.log(`\nwarm-up: ${names.join(', ')}`);
-    const warmup = {};
-    for (const t of targets)
-      warmup[t.name] = await measure(t, drive, { ...base, duration: o.warmup }, loadPrefix);
-    let quota = null;
-    if (cg.ok && o.cpuQuota === 'auto') {
-      const cheapest = Math.min(...names.map((n) => warmup[n].cpuUsPerReq ?? Number.POSITIVE_INFINITY));
-      quota = autoQuota(warmup.direct.rps, cheapest, AUTO_HEADROOM);
-      console.log(
-        `auto quota: direct ${fmtInt(warmup.direct.rps)} req/s in the warm-up, the cheapest target ` +
-          `${cheapest.toFixed(1)} CPU µs/req: ${quota} core, at which it would run at about direct ÷ ${AUTO_HEADROOM}`,
-      );
-    } else if (cg.ok) quota = Math.min(1, o.cpuQuota);
-    setQuota(targets, quota);
-
-    const runs = Object.fromEntries(names.map((n) => [n, []]));
-    for (let round = 1; round <= o.rounds; round++) {
-      const line = [];
-      for (const t of targets) {
-        const r = await measure(t, drive, { ...base, duration: o.duration }, loadPrefix);
-        runs[t.name].push(r);
-        line.push(`${t.name} ${fmtInt(r.rps)}${r.failures ? ` (${r.failures} FAILED)` : ''}`);
-      }
-      console.log(`round ${round}/${o.rounds}: ${line.join(' | ')}`);
-    }
-
-    const summary = Object.fromEntries(names.map((n) => [n, summarize(n, runs[n])]));
-    const room = headroom(summary, o.headroom);
-    // A proxy that did not use its quota (or its core) was held back by something else -- the
-    // load side, or neighbours on its core -- so its req/s understates it.
-    const notSaturated = names.filter(
-      (n) => n !== 'direct' && summary[n].cores !== null && summary[n].cores < (quota ?? 1) * 0.85,
-    );
-    console.log(
-      `\nthroughput (${driverName}): median of ${o.rounds} interleaved round(s) × ${o.duration}s, ${o.connections} connections, pipelining 1; ` +
-        `${quota ? `each proxy capped to ${quota} core` : 'no CPU quota'} (${pinning})\n`,
-    );
-    console.log(throughputTable(names, summary, { ok: room.ok, quota, notSaturated }));
-    const headroomLine = `headroom: direct ${fmtInt(room.direct)} req/s = ${room.ratio?.toFixed(2) ?? '-'}× the fastest target (${room.fastest} ${fmtInt(room.fastestRps)}), required ${room.min}×`;
-    if (room.ok) console.log(`\n${headroomLine}: the load side was not the wall`);
-    else
-      loudFlag([
-        `LOAD-BOUND RUN: ${headroomLine}.`,
-        'The load generator and upstream, not the proxies, set the pace: req/s ratios are withheld.',
-        driverName === 'wrk'
-          ? 'Lower --cpu-quota (or let --cpu-quota auto size it) or free the load core.'
-          : 'Install wrk (apt-get install wrk) and/or run as root so each proxy gets a CPU quota.',
-      ]);
-    if (notSaturated.length)
-      console.log(
-        `note: ${notSaturated.join(', ')} used less than 85% of ${quota ? `the ${quota}-core quota` : 'its core'} (cores busy): ` +
-          'not CPU-bound in the rounds, so its req/s understates it (load side, or neighbours on its core); ratios against it are marked *',
-      );
-    const hits = runs[courier.name].reduce(
-      (acc, r) => acc.map((n, i) => n + (r.upstreamHits?.[i] ?? 0)),
-      [0, 0],
-    );
-    const v2Share = hits[0] + hits[1] ? hits[1] / (hits[0] + hits[1]) : null;
-    const vs = names
-      .filter((n) => n !== 'courier' && n !== 'direct')
-      .map(
-        (n) =>
-          `${n} ${room.ok ? fmtRatio(summary.courier.rps, summary[n].rps) : 'withheld'}${notSaturated.includes(n) ? '*' : ''}`,
-      );
-    console.log(
-      `\n${vs.length ? `courier ÷ ${vs.join(', ')}   ` : ''}courier 90/10 split: ${v2Share === null ? '-' : `${(v2Share * 100).toFixed(1)}% to v2`}`,
-    );
-    Object.assign(results, {
-      warmup,
-      runs,
-      summary,
-      quota,
-      headroom: room,
-      notSaturated,
-      courierSplit: { hits, v2Share },
-    });
-
-    // Fixed offered load, no quota: latency, and CPU per request at the same rate for everyone.
-    if (o.latencyDuration > 0 && o.rate > 0) {
-      setQuota(targets, null);
-      const order = [targets.at(-1), ...targets.slice(0, -1)]; // direct first
-      const lat = {};
-      for (const t of order)
-        lat[t.name] = await measure(
-          t,
-          autocannon,
-          { ...base, duration: o.latencyDuration, overallRate: o.rate },
+    const plain = o.rows.includes('http')
+      ? await plainRows(o, {
+          tmp,
+          upstream,
+          proxyCpu,
+          cg,
+          nginx,
+          drive,
+          driverName,
           loadPrefix,
-        );
-      console.log(
-        `\nfixed rate: ${o.rate} req/s offered by autocannon (${o.connections} connections, ${o.latencyDuration}s each, no CPU quota; added = minus direct)\n`,
-      );
-      console.log(
-        fixedRateTable(
-          order.map((t) => t.name),
-          lat,
-          o.rate,
-        ),
-      );
-      results.latency = lat;
-    }
+          pinning,
+          results,
+        })
+      : undefined;
+    if (plain?.failed) exitCode = 2;
 
-    const metrics = await courierRequestsByCode(courier);
-    if (metrics) {
-      const counted = Object.values(metrics).reduce((a, b) => a + b, 0);
-      const courierRuns = [warmup.courier, ...runs.courier, results.latency?.courier].filter(Boolean);
-      const completed = courierRuns.reduce((a, r) => a + r.total, 1); // + the preflight request
-      // Requests in flight when a run stops complete at courier (or count as code 0, client gone)
-      // but not at the client: at most one per connection per run.
-      const inFlight = courierRuns.length * o.connections;
-      const consistent = counted >= completed && counted <= completed + inFlight;
-      results.courierMetrics = {
-        byCode: metrics,
-        counted,
-        completedByClients: completed,
-        inFlight,
-        consistent,
-      };
-      console.log(
-        `\ncourier istio_requests_total by code: ${JSON.stringify(metrics)}; ${fmtInt(counted)} counted, ` +
-          `clients completed ${fmtInt(completed)} (+ up to ${inFlight} cut off in flight)` +
-          `${consistent ? '' : '  <-- MISMATCH: metrics do not add up'}`,
-      );
+    if (TLS_ROWS.some((r) => o.rows.includes(r))) {
+      results.tls = await tlsRows({
+        o,
+        tmp,
+        cg,
+        nginx,
+        upstream,
+        measure,
+        loadPrefix,
+        loadCpu,
+        pinning,
+        proxyPrefix: pinPrefix(proxyCpu),
+        addGroup: (g) => groups.add(g),
+        plain: plain?.courier,
+      });
+      if (results.tls.courierFailures > 0) {
+        exitCode = 2;
+        loudFlag([
+          `COURIER FAILED IN THE TLS/TCP ROWS: ${results.tls.courierFailures} errors, timeouts, non-2xx or lost bytes.`,
+          'Its figures there are NOT valid results (see the rows above and results.tls).',
+        ]);
+      }
     }
-
-    const courierSummary = summary.courier;
-    const courierLat = results.latency?.courier;
-    const courierFailures =
-      courierSummary.failures + (courierLat?.failures ?? 0) + (warmup.courier?.failures ?? 0);
-    for (const t of targets) if (t.h) await stop(t.h);
 
     if (o.scaling) {
       await stop(upstream.h);
       results.scaling = await scaling(o, tmp, cpuList, drive);
       if (results.scaling.failures > 0) exitCode = 2;
     }
-
-    if (courierFailures > 0) {
-      exitCode = 2;
-      const r = courierSummary;
-      loudFlag([
-        `COURIER FAILED REQUESTS UNDER LOAD: ${r.errors} socket errors/timeouts, ${r.non2xx} non-2xx` +
-          `${courierLat?.failures ? `, ${courierLat.failures} in the fixed-rate run` : ''}${r.crashed ? ', PROCESS CRASHED' : ''}.`,
-        'Its req/s is NOT a valid result. Status codes per round:',
-        ...runs.courier.map((x, i) => `  round ${i + 1}: ${JSON.stringify(x.statusCodeStats)}`),
-      ]);
-    }
-    const others = Object.values(summary).filter((s) => s.name !== 'courier' && s.failures > 0);
-    if (others.length)
-      console.log(`\nwarning: baseline failures: ${others.map((s) => `${s.name} ${s.failures}`).join(', ')}`);
-    if (courierSummary.logBytes > 0)
-      console.log(`\nnote: courier wrote ${courierSummary.logBytes} bytes of logs during the measured runs`);
   } finally {
     await stopAll();
     const leftovers = pidsMentioning(tmp);
@@ -392,6 +287,171 @@ async function main() {
   spawnSync(process.execPath, [biome, 'format', '--write', file], { stdio: 'ignore', cwd: ROOT });
   console.log(`\nresults: ${file}`);
   process.exitCode = exitCode;
+}
+
+/**
+ * The plaintext rows: every target and direct, warm-up, quota, interleaved rounds, the headroom
+ * and saturation verdicts, the fixed-rate run, courier's split and metrics. Returns whether courier
+ * failed requests, and courier's summary and quota (the TLS rows compare against them).
+ */
+async function plainRows(
+  o,
+  { tmp, upstream, proxyCpu, cg, nginx, drive, driverName, loadPrefix, pinning, results },
+) {
+  let failed = false;
+  const targets = await startTargets(o, tmp, upstream, proxyCpu, cg, nginx);
+  const courier = targets[0];
+  const names = targets.map((t) => t.name);
+
+  // Warm-up without a quota (the JIT warms faster); it also measures what the auto quota needs.
+  const base = { connections: o.connections };
+  console.log(`\nwarm-up: ${names.join(', ')}`);
+  const warmup = {};
+  for (const t of targets)
+    warmup[t.name] = await measure(t, drive, { ...base, duration: o.warmup }, loadPrefix);
+  let quota = null;
+  if (cg.ok && o.cpuQuota === 'auto') {
+    const cheapest = Math.min(...names.map((n) => warmup[n].cpuUsPerReq ?? Number.POSITIVE_INFINITY));
+    quota = autoQuota(warmup.direct.rps, cheapest, AUTO_HEADROOM);
+    console.log(
+      `auto quota: direct ${fmtInt(warmup.direct.rps)} req/s in the warm-up, the cheapest target ` +
+        `${cheapest.toFixed(1)} CPU µs/req: ${quota} core, at which it would run at about direct ÷ ${AUTO_HEADROOM}`,
+    );
+  } else if (cg.ok) quota = Math.min(1, o.cpuQuota);
+  setQuota(targets, quota);
+
+  const runs = Object.fromEntries(names.map((n) => [n, []]));
+  for (let round = 1; round <= o.rounds; round++) {
+    const line = [];
+    for (const t of targets) {
+      const r = await measure(t, drive, { ...base, duration: o.duration }, loadPrefix);
+      runs[t.name].push(r);
+      line.push(`${t.name} ${fmtInt(r.rps)}${r.failures ? ` (${r.failures} FAILED)` : ''}`);
+    }
+    console.log(`round ${round}/${o.rounds}: ${line.join(' | ')}`);
+  }
+
+  const summary = Object.fromEntries(names.map((n) => [n, summarize(n, runs[n])]));
+  const room = headroom(summary, o.headroom);
+  // A proxy that did not use its quota (or its core) was held back by something else -- the
+  // load side, or neighbours on its core -- so its req/s understates it.
+  const notSaturated = names.filter(
+    (n) => n !== 'direct' && summary[n].cores !== null && summary[n].cores < (quota ?? 1) * 0.85,
+  );
+  console.log(
+    `\nthroughput (${driverName}): median of ${o.rounds} interleaved round(s) × ${o.duration}s, ${o.connections} connections, pipelining 1; ` +
+      `${quota ? `each proxy capped to ${quota} core` : 'no CPU quota'} (${pinning})\n`,
+  );
+  console.log(throughputTable(names, summary, { ok: room.ok, quota, notSaturated }));
+  const headroomLine = `headroom: direct ${fmtInt(room.direct)} req/s = ${room.ratio?.toFixed(2) ?? '-'}× the fastest target (${room.fastest} ${fmtInt(room.fastestRps)}), required ${room.min}×`;
+  if (room.ok) console.log(`\n${headroomLine}: the load side was not the wall`);
+  else
+    loudFlag([
+      `LOAD-BOUND RUN: ${headroomLine}.`,
+      'The load generator and upstream, not the proxies, set the pace: req/s ratios are withheld.',
+      driverName === 'wrk'
+        ? 'Lower --cpu-quota (or let --cpu-quota auto size it) or free the load core.'
+        : 'Install wrk (apt-get install wrk) and/or run as root so each proxy gets a CPU quota.',
+    ]);
+  if (notSaturated.length)
+    console.log(
+      `note: ${notSaturated.join(', ')} used less than 85% of ${quota ? `the ${quota}-core quota` : 'its core'} (cores busy): ` +
+        'not CPU-bound in the rounds, so its req/s understates it (load side, or neighbours on its core); ratios against it are marked *',
+    );
+  const hits = runs[courier.name].reduce(
+    (acc, r) => acc.map((n, i) => n + (r.upstreamHits?.[i] ?? 0)),
+    [0, 0],
+  );
+  const v2Share = hits[0] + hits[1] ? hits[1] / (hits[0] + hits[1]) : null;
+  const vs = names
+    .filter((n) => n !== 'courier' && n !== 'direct')
+    .map(
+      (n) =>
+        `${n} ${room.ok ? fmtRatio(summary.courier.rps, summary[n].rps) : 'withheld'}${notSaturated.includes(n) ? '*' : ''}`,
+    );
+  console.log(
+    `\n${vs.length ? `courier ÷ ${vs.join(', ')}   ` : ''}courier 90/10 split: ${v2Share === null ? '-' : `${(v2Share * 100).toFixed(1)}% to v2`}`,
+  );
+  Object.assign(results, {
+    warmup,
+    runs,
+    summary,
+    quota,
+    headroom: room,
+    notSaturated,
+    courierSplit: { hits, v2Share },
+  });
+
+  // Fixed offered load, no quota: latency, and CPU per request at the same rate for everyone.
+  if (o.latencyDuration > 0 && o.rate > 0) {
+    setQuota(targets, null);
+    const order = [targets.at(-1), ...targets.slice(0, -1)]; // direct first
+    const lat = {};
+    for (const t of order)
+      lat[t.name] = await measure(
+        t,
+        autocannon,
+        { ...base, duration: o.latencyDuration, overallRate: o.rate },
+        loadPrefix,
+      );
+    console.log(
+      `\nfixed rate: ${o.rate} req/s offered by autocannon (${o.connections} connections, ${o.latencyDuration}s each, no CPU quota; added = minus direct)\n`,
+    );
+    console.log(
+      fixedRateTable(
+        order.map((t) => t.name),
+        lat,
+        o.rate,
+      ),
+    );
+    results.latency = lat;
+  }
+
+  const metrics = await courierRequestsByCode(courier);
+  if (metrics) {
+    const counted = Object.values(metrics).reduce((a, b) => a + b, 0);
+    const courierRuns = [warmup.courier, ...runs.courier, results.latency?.courier].filter(Boolean);
+    const completed = courierRuns.reduce((a, r) => a + r.total, 1); // + the preflight request
+    // Requests in flight when a run stops complete at courier (or count as code 0, client gone)
+    // but not at the client: at most one per connection per run.
+    const inFlight = courierRuns.length * o.connections;
+    const consistent = counted >= completed && counted <= completed + inFlight;
+    results.courierMetrics = {
+      byCode: metrics,
+      counted,
+      completedByClients: completed,
+      inFlight,
+      consistent,
+    };
+    console.log(
+      `\ncourier istio_requests_total by code: ${JSON.stringify(metrics)}; ${fmtInt(counted)} counted, ` +
+        `clients completed ${fmtInt(completed)} (+ up to ${inFlight} cut off in flight)` +
+        `${consistent ? '' : '  <-- MISMATCH: metrics do not add up'}`,
+    );
+  }
+
+  const courierSummary = summary.courier;
+  const courierLat = results.latency?.courier;
+  const courierFailures =
+    courierSummary.failures + (courierLat?.failures ?? 0) + (warmup.courier?.failures ?? 0);
+  for (const t of targets) if (t.h) await stop(t.h);
+
+  if (courierFailures > 0) {
+    failed = true;
+    const r = courierSummary;
+    loudFlag([
+      `COURIER FAILED REQUESTS UNDER LOAD: ${r.errors} socket errors/timeouts, ${r.non2xx} non-2xx` +
+        `${courierLat?.failures ? `, ${courierLat.failures} in the fixed-rate run` : ''}${r.crashed ? ', PROCESS CRASHED' : ''}.`,
+      'Its req/s is NOT a valid result. Status codes per round:',
+      ...runs.courier.map((x, i) => `  round ${i + 1}: ${JSON.stringify(x.statusCodeStats)}`),
+    ]);
+  }
+  const others = Object.values(summary).filter((s) => s.name !== 'courier' && s.failures > 0);
+  if (others.length)
+    console.log(`\nwarning: baseline failures: ${others.map((s) => `${s.name} ${s.failures}`).join(', ')}`);
+  if (courierSummary.logBytes > 0)
+    console.log(`\nnote: courier wrote ${courierSummary.logBytes} bytes of logs during the measured runs`);
+  return { failed, courier: { summary: courierSummary, quota } };
 }
 
 /** courier --concurrency 1 vs 2, no quota; pinned to two CPUs only when there are four. */

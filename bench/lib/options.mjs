@@ -13,13 +13,27 @@ export const HELP = `usage: npm run bench -- [options]
   --latency-duration S  seconds per target in the fixed-rate run (default 5; 0 skips it)
   --targets LIST        comma-separated subset of courier,http-proxy,http-proxy-3,fastify,nginx,bare
                         (direct is always measured; courier always runs)
+  --rows LIST           comma-separated subset of http,https,handshakes,tcp (default: all):
+                          http        the plaintext rows above (every target, direct, the fixed rate)
+                          https       HTTPS keep-alive req/s: courier vs nginx terminating TLS, and
+                                      courier's own plaintext in the same rounds
+                          handshakes  new TLS handshakes/s, one request per connection, no resumption
+                          tcp         TCP proxy MB/s: courier Gateway TCP server vs nginx stream
+                        the TLS and TCP rows need wrk, openssl and (for nginx) nginx's stream module
+  --no-tls              the plaintext rows only (--rows http)
+  --tls-rounds N        interleaved rounds of the https, handshakes and tcp rows (default 3)
+  --tcp-mib N           MiB streamed through each target in the tcp warm-up (default 256); each
+                        round then streams what its target moves in --duration seconds
   --scaling             also run courier --concurrency 1 vs 2
   --calibrate           also run the ~40-line bare forwarder (node:http + undici), a calibration point
   --no-nginx            skip nginx even when installed
   --profile             run courier under node --cpu-prof; profiles land in bench/results/profiles/
-  --quick               1 s warm-up, 1 round of 3 s, 3 s fixed-rate runs (about a minute)`;
+  --quick               1 s warm-up, 1 round of 3 s, 3 s fixed-rate runs, 1 TLS round (about 1.5 minutes)`;
 
 export const ALL_TARGETS = ['courier', 'http-proxy', 'http-proxy-3', 'fastify', 'nginx', 'bare'];
+export const ALL_ROWS = ['http', 'https', 'handshakes', 'tcp'];
+/** The rows bench/lib/tls-rows.mjs runs. */
+export const TLS_ROWS = ['https', 'handshakes', 'tcp'];
 
 export function parseArgs(argv) {
   const o = {
@@ -37,6 +51,9 @@ export function parseArgs(argv) {
     calibrate: false,
     nginx: true,
     profile: false,
+    rows: [...ALL_ROWS],
+    tlsRounds: 3,
+    tcpMib: 256,
   };
   const num = (name, v) => {
     const n = Number(v);
@@ -65,6 +82,20 @@ export function parseArgs(argv) {
       case '--connections':
         o[name] = Math.max(1, Math.round(num(name, value())));
         break;
+      case '--tls-rounds':
+        o.tlsRounds = Math.max(1, Math.round(num(name, value())));
+        break;
+      case '--tcp-mib':
+        o.tcpMib = Math.max(1, Math.round(num(name, value())));
+        break;
+      case '--rows':
+        o.rows = value()
+          .split(',')
+          .map((r) => oneOf(name, r.trim(), ALL_ROWS));
+        break;
+      case '--no-tls':
+        o.rows = ['http'];
+        break;
       case '--driver':
         o.driver = oneOf(name, value(), ['auto', 'wrk', 'autocannon']);
         break;
@@ -88,7 +119,7 @@ export function parseArgs(argv) {
         o.nginx = false;
         break;
       case '--quick':
-        Object.assign(o, { warmup: 1, duration: 3, rounds: 1, latencyDuration: 3 });
+        Object.assign(o, { warmup: 1, duration: 3, rounds: 1, latencyDuration: 3, tlsRounds: 1 });
         break;
       case '--help':
       case '-h':

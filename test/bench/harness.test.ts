@@ -5,7 +5,10 @@
 // answered the preflight with the upstream's body and every measured request with a 2xx (no error
 // or timeout), the 90/10 split holds, courier's metrics add up to what the clients saw, the
 // headroom verdict and the CPU per request at the fixed rate are recorded, and no process or CPU
-// group is left. A second, smaller run forces the autocannon-only mode (no wrk, no quota).
+// group is left. A second, smaller run forces the autocannon-only mode (no wrk, no quota). A third
+// runs only the TLS and TCP rows (--rows https,handshakes,tcp): courier terminates TLS and proxies
+// TCP without a failure, the handshake rows' session check saw no resumption, nginx's TCP row runs
+// when its stream module is installed and says why not otherwise.
 
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -39,6 +42,8 @@ function leftoverGroups(): string[] {
 t.test('a short bench run: zero courier failures, the split, consistent metrics', async (t) => {
   const groupsBefore = leftoverGroups();
   const { r, res, output } = bench([
+    '--rows',
+    'http',
     '--rounds',
     '1',
     '--duration',
@@ -85,6 +90,7 @@ t.test('autocannon-only mode: no wrk, no CPU quota', async (t) => {
     '1',
     '--latency-duration',
     '0',
+    '--no-tls',
   ]);
   t.equal(r.status, 0, 'exit 0', { output });
   t.equal(res.driver, 'autocannon');
@@ -93,4 +99,53 @@ t.test('autocannon-only mode: no wrk, no CPU quota', async (t) => {
   t.ok(res.summary['http-proxy'].rps > 0 && res.summary.direct.rps > 0, 'baselines measured');
   t.ok(res.courierMetrics?.consistent, 'metrics add up');
   t.notMatch(r.stdout, /leftover process/, 'every child was stopped');
+});
+
+const hasOpenssl = !spawnSync('openssl', ['version']).error;
+
+t.test('the TLS and TCP rows alone: courier serves all three, no resumption', async (t) => {
+  const groupsBefore = leftoverGroups();
+  const { r, res, output } = bench([
+    '--rows',
+    'https,handshakes,tcp',
+    '--tls-rounds',
+    '1',
+    '--duration',
+    '1',
+    '--warmup',
+    '1',
+    '--tcp-mib',
+    '64',
+  ]);
+  t.equal(r.status, 0, 'exit 0 (2 would mean courier failed in the TLS rows)', { output });
+  t.ok(res, 'results written');
+  t.notOk(res.summary, 'no plaintext rows');
+  if (!hasWrk || !hasOpenssl) {
+    t.match(res.tls.skipped, /missing/, 'skipped, with the reason');
+    return;
+  }
+  const nginx = Boolean(res.machine.nginx);
+  const { https, handshakes, tcp } = res.tls;
+  t.equal(res.tls.courierFailures, 0, 'no courier failure in any TLS or TCP run');
+  for (const name of [
+    'courier https',
+    'courier plaintext',
+    'direct https',
+    ...(nginx ? ['nginx https'] : []),
+  ])
+    t.ok(https.summary[name]?.rps > 0, `https: ${name} measured`);
+  t.equal(https.negotiated.courier.protocol, 'TLSv1.3', 'keep-alive rows run TLS 1.3');
+  t.ok(handshakes.summary.courier.rps > 0, 'handshakes: courier measured');
+  t.equal(handshakes.sessionCheck.courier.resumed, 0, 'courier resumed no session offered as wrk offers it');
+  t.ok(handshakes.sessionCheck.courier.connections > 1, 'the session check connected');
+  if (nginx) t.equal(handshakes.sessionCheck.nginx.resumed, 0, 'nor did nginx');
+  t.ok(tcp.summary['courier tcp'].rps > 0, 'tcp: courier measured');
+  t.equal(tcp.summary['courier tcp'].mismatches, 0, 'every byte reached the sink through courier');
+  if (nginx)
+    t.ok(
+      tcp.summary['nginx tcp']?.rps > 0 || res.tls.notes.some((n: string) => /stream module/.test(n)),
+      'nginx tcp measured, or skipped for want of the stream module',
+    );
+  t.notMatch(r.stdout, /leftover process/, 'every child was stopped');
+  t.same(leftoverGroups(), groupsBefore, 'every CPU group was removed');
 });
