@@ -1,8 +1,9 @@
 // A worker process: compiles the documents the agent sends (compile is deterministic, so the
-// worker's snapshot has the agent's version), swaps it in and serves. Counts every request into
-// its own metrics registry (scraped by the agent over IPC) and writes the access log.
+// worker's snapshot has the agent's version), swaps it in and serves. Counts every request and
+// every proxied TCP connection into its own metrics registry (scraped by the agent over IPC) and
+// writes the access log; the observer reaches the TCP proxy through the worker's deps.
 
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { compile } from '../config/compile/index.js';
 import { openAccessLog } from '../proxy/access-log.js';
 import { StatsObserver } from '../proxy/stats.js';
@@ -100,6 +101,14 @@ new Counter({
     this.reset();
     this.inc({ event: 'request' }, worker.counters.fastRequests);
     this.inc({ event: 'handoff' }, worker.counters.handoffs);
+  },
+});
+new Gauge({
+  name: 'courier_tcp_connections_active',
+  help: 'Downstream connections being proxied as TCP (Gateway TCP servers, TLS terminated then TCP, TLS passthrough).',
+  registers: [observer.registry],
+  collect() {
+    this.set(worker.tcp.active);
   },
 });
 new Counter({

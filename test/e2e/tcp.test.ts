@@ -581,6 +581,13 @@ t.test('istio_tcp_* metrics and the access log line of one echo exchange', async
   t.equal(sum(open, 'istio_tcp_connections_closed_total'), 0, 'not closed yet');
   t.equal(sum(open, 'istio_tcp_received_bytes_total'), 5, 'bytes received so far');
   t.equal(sum(open, 'istio_tcp_sent_bytes_total'), 9, 'bytes sent so far');
+  const active = async () =>
+    Number(
+      /^courier_tcp_connections_active (\d+)$/m.exec(
+        await (await fetch(`http://127.0.0.1:${agent.status}/stats/prometheus`)).text(),
+      )?.[1],
+    );
+  t.equal(await active(), 1, 'courier_tcp_connections_active while open');
   s.write('pong\n');
   s.end();
   await new Promise((r) => s.once('close', r));
@@ -591,6 +598,7 @@ t.test('istio_tcp_* metrics and the access log line of one echo exchange', async
     m = await scrape();
   }
   t.equal(sum(m, 'istio_tcp_connections_opened_total'), 1, 'opened +1');
+  t.equal(await active(), 0, 'and none once it is over');
   t.equal(sum(m, 'istio_tcp_connections_closed_total'), 1, 'closed +1');
   t.equal(sum(m, 'istio_tcp_received_bytes_total'), 10, 'received = bytes the client wrote');
   t.equal(sum(m, 'istio_tcp_sent_bytes_total'), 18, 'sent = bytes the client read');
