@@ -47,6 +47,8 @@ export interface ChainTlsOptions {
 
 export class ChainTls {
   private server: Server | undefined;
+  /** The mode the server was built for: requestCert/rejectUnauthorized are not context options. */
+  private serverMode: ServerTls['mode'] | undefined;
   private settingsKey = '';
   private tls: ServerTls;
   /** The `By=` of XFCC: this chain's own certificate's URI SAN, if any. */
@@ -89,6 +91,11 @@ export class ChainTls {
       sessionIdContext: createHash('sha256').update(key).digest('hex').slice(0, 32),
     };
     this.by = ownUriSan(m.cert);
+    if (this.server && this.serverMode !== tls.mode) {
+      // A new mode needs a new server; connections open on the old one keep their sockets.
+      this.server.close();
+      this.server = undefined;
+    }
     if (this.server) {
       try {
         this.server.setSecureContext(ctx);
@@ -114,6 +121,7 @@ export class ChainTls {
     server.on('secureConnection', (sock: TLSSocket) => this.secure(sock));
     server.on('tlsClientError', (err: Error) => this.opts.onRefused(err.message));
     this.server = server;
+    this.serverMode = tls.mode;
   }
 
   /** Serve a connection whose first bytes (`head`, already read) are its ClientHello. */
