@@ -176,9 +176,12 @@ function destinationRule(
   add: Add,
 ): void {
   const visit = (p: Policy, path: string, where: string) => {
-    const mode = p.tls?.mode;
-    if (mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'ISTIO_MUTUAL')
-      add(dr, `${path}.tls.mode`, `${mode} is not enforced yet: traffic to ${where} leaves in plaintext`);
+    if (p.tls?.mode === 'ISTIO_MUTUAL')
+      add(
+        dr,
+        `${path}.tls.mode`,
+        `ISTIO_MUTUAL is not enforced yet: traffic to ${where} leaves in plaintext`,
+      );
     if (p.connectionPool?.http?.h2UpgradePolicy === 'UPGRADE')
       add(
         dr,

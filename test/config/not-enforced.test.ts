@@ -167,14 +167,11 @@ subsets:
   ]);
   const r = 'c.yaml[0] DestinationRule/default/reviews';
   t.same(got, [
-    `${r}: spec.trafficPolicy.tls.mode: SIMPLE is not enforced yet: traffic to reviews leaves in plaintext`,
     `${r}: spec.trafficPolicy.connectionPool.http.h2UpgradePolicy: UPGRADE is not enforced yet: requests to reviews are sent as HTTP/1.1, not HTTP/2`,
     `${r}: spec.trafficPolicy.loadBalancer.localityLbSetting: locality load balancing is not enforced yet: endpoints of reviews are picked regardless of locality`,
     `${r}: spec.trafficPolicy.tunnel: tunnel is not enforced yet: traffic to reviews connects directly, not through proxy.example:3128`,
     `${r}: spec.trafficPolicy.proxyProtocol: PROXY protocol is not sent yet: reviews receives no PROXY header`,
-    `${r}: spec.trafficPolicy.portLevelSettings[0].tls.mode: MUTUAL is not enforced yet: traffic to reviews port 9443 leaves in plaintext`,
     `${r}: spec.subsets[0].trafficPolicy.tls.mode: ISTIO_MUTUAL is not enforced yet: traffic to reviews subset v1 leaves in plaintext`,
-    `${r}: spec.subsets[0].trafficPolicy.portLevelSettings[0].tls.mode: SIMPLE is not enforced yet: traffic to reviews subset v1 port 9080 leaves in plaintext`,
   ]);
 });
 
@@ -397,7 +394,7 @@ t.test('countByKind: the gauge values', async (t) => {
       sec('AuthorizationPolicy', 'action: DENY\nrules: [{}]'),
       net(
         'DestinationRule',
-        'host: a\ntrafficPolicy: {tls: {mode: SIMPLE}}\nsubsets: [{name: v1, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}]',
+        'host: a\ntrafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\nsubsets: [{name: v1, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}]',
       ),
     ].join('---\n'),
   });
@@ -450,7 +447,7 @@ t.test('security kinds load in v1 and v1beta1 and are never rejected', async (t)
 
 const CONFIG = [
   sec('AuthorizationPolicy', 'action: DENY\nrules: [{}]', '{name: deny-all}'),
-  net('DestinationRule', 'host: reviews\ntrafficPolicy: {tls: {mode: SIMPLE}}', '{name: reviews}'),
+  net('DestinationRule', 'host: reviews\ntrafficPolicy: {tls: {mode: ISTIO_MUTUAL}}', '{name: reviews}'),
   net('Gateway', SERVERS, '{name: gw}'),
 ].join('---\n');
 
@@ -464,7 +461,7 @@ t.test('courier validate prints each as a warning and exits 0', async (t) => {
   t.equal(warnings.length, 9, 'the policy, the rule and seven servers');
   t.ok(
     warnings.includes(
-      `warning: ${join(dir, 'dr.yaml')}[1] DestinationRule/default/reviews: spec.trafficPolicy.tls.mode: SIMPLE is not enforced yet: traffic to reviews leaves in plaintext`,
+      `warning: ${join(dir, 'dr.yaml')}[1] DestinationRule/default/reviews: spec.trafficPolicy.tls.mode: ISTIO_MUTUAL is not enforced yet: traffic to reviews leaves in plaintext`,
     ),
     { warnings },
   );

@@ -1,5 +1,5 @@
 // What courier does not enforce yet is never ignored silently by the running agent: an
-// AuthorizationPolicy (DENY), a DestinationRule with TLS origination, an HTTPS and a GRPC gateway
+// AuthorizationPolicy (DENY), a DestinationRule with mesh TLS (ISTIO_MUTUAL), an HTTPS and a GRPC gateway
 // server (ISTIO_MUTUAL, which needs mesh identities) are each a warning in the log, an entry of /config_dump's `not_enforced` and counted in
 // `courier_config_not_enforced{kind}` on the merged metrics (status port). Removing the policy
 // (hot reload) takes it out of all three; an EnvoyFilter, which changes no config version, is
@@ -62,7 +62,7 @@ metadata: {name: shop, namespace: default}
 spec:
   host: ${HOST}
   trafficPolicy:
-    tls: {mode: SIMPLE}
+    tls: {mode: ISTIO_MUTUAL}
 `,
   'ap.yaml': `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -107,7 +107,7 @@ t.test('the agent reports each item: log, /config_dump, metric; traffic is uncha
   const logs = agent.logs();
   for (const line of [
     /warn pilot-agent: ap\.yaml\[0\] AuthorizationPolicy\/default\/deny-all: spec: AuthorizationPolicy is not enforced: requests are NOT checked against it \(action DENY/,
-    /warn pilot-agent: dr\.yaml\[0\] DestinationRule\/default\/shop: spec\.trafficPolicy\.tls\.mode: SIMPLE is not enforced yet: traffic to shop\.default\.svc\.cluster\.local leaves in plaintext/,
+    /warn pilot-agent: dr\.yaml\[0\] DestinationRule\/default\/shop: spec\.trafficPolicy\.tls\.mode: ISTIO_MUTUAL is not enforced yet: traffic to shop\.default\.svc\.cluster\.local leaves in plaintext/,
     /warn pilot-agent: gw\.yaml\[0\] Gateway\/default\/gw: spec\.servers\[1\]\.port\.protocol: HTTPS \(TLS ISTIO_MUTUAL\) is not served yet/,
     /warn pilot-agent: gw\.yaml\[0\] Gateway\/default\/gw: spec\.servers\[2\]\.port\.protocol: GRPC is served as HTTP\/1\.1/,
   ])
