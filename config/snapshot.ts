@@ -327,6 +327,8 @@ export interface ConnectionPoolConfig {
   readonly maxConnectionDurationMs: number;
   /** TCP keepalive probe idle time (tcpKeepalive.time); 0 = leave the socket at the OS default (off). */
   readonly tcpKeepaliveMs: number;
+  /** TCP proxying: DestinationRule `tcp.idleTimeout` (default 1 h; 0 = none). HTTP pools use idleTimeoutMs. */
+  readonly tcpIdleTimeoutMs: number;
 }
 
 export interface OutlierDetectionConfig {

@@ -91,6 +91,29 @@ new Counter({
   },
 });
 new Counter({
+  name: 'courier_downstream_tls_handshakes_total',
+  help: "TLS handshakes completed on terminating chains (Envoy's listener ssl.handshake).",
+  registers: [observer.registry],
+  collect() {
+    this.reset();
+    this.inc(worker.counters.tlsHandshakes);
+  },
+});
+new Counter({
+  name: 'courier_downstream_tls_refused_total',
+  help:
+    'TLS connections a terminating chain refused, by why: handshake (the handshake failed: no common ' +
+    'version or cipher, a timeout), client_certificate (none sent under MUTUAL, or one that does not ' +
+    'verify or fails subjectAltNames/hash/SPKI), credential (the chain has no usable certificate). ' +
+    "Envoy's ssl.connection_error, no_certificate and fail_verify_*.",
+  labelNames: ['reason'],
+  registers: [observer.registry],
+  collect() {
+    this.reset();
+    for (const [reason, n] of Object.entries(worker.counters.tlsRefused)) this.inc({ reason }, n);
+  },
+});
+new Counter({
   name: 'courier_downstream_fast_path_total',
   help:
     'Downstream fast path (plain bodyless HTTP/1.1 on the raw socket): requests it served, and ' +

@@ -17,6 +17,7 @@
 // it, and both refresh that timer. Nothing is allocated per chunk.
 
 import { connect, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import type {
   Listener,
   ListenerKind,
@@ -28,6 +29,7 @@ import type { ProxyDeps, Runtime } from './deps.js';
 import type { Endpoint } from './lb/types.js';
 import { connectFailure } from './local-reply.js';
 import { MAX_TIMER_MS } from './timers.js';
+import { originates, tlsUnusable, upstreamTlsOptions } from './upstream-tls.js';
 
 export interface TcpProxyOptions {
   readonly deps: ProxyDeps;
@@ -169,8 +171,10 @@ export class TcpProxy {
     const first = route.destinations[0];
     // Istio: the idle timeout is a property of the listener, set by the first route's DestinationRule.
     const idleMs =
-      (first && first !== d ? rt?.clusters.get(first.cluster) : c)?.config.connectionPool.idleTimeoutMs ??
+      (first && first !== d ? rt?.clusters.get(first.cluster) : c)?.config.connectionPool.tcpIdleTimeoutMs ??
       DEFAULT_TCP_IDLE_TIMEOUT_MS;
+    // Upstream TLS whose secret is not usable: Envoy's cluster never warms (no attempt).
+    if (tlsUnusable(c.config.tls)) return relay.refuse('UH');
     const hashKey = c.config.hashPolicy?.kind === 'source_ip' ? sourceIp(down) : undefined;
     const ep = c.lb.pick({ hashKey });
     if (!ep) return relay.refuse('UH');
@@ -236,13 +240,23 @@ class Relay {
     ep.active++;
     this.held = { c, ep };
     const addr = ep.address;
-    const up = addr.startsWith('unix://')
-      ? connect({ path: addr.slice('unix://'.length), allowHalfOpen: true })
-      : connect({ host: addr, port: ep.port, allowHalfOpen: true, noDelay: true });
+    const tls = c.config.tls;
+    // DestinationRule tls: originate. No request authority here, so the SNI and the name checked
+    // are the DR's `sni`/SANs, else the service host (a wildcard host: the chain only).
+    const secure = originates(tls)
+      ? upstreamTlsOptions(tls, c.config.host.startsWith('*') ? '' : c.config.host, [])
+      : undefined;
+    const up: Socket = addr.startsWith('unix://')
+      ? secure
+        ? tlsConnect({ path: addr.slice('unix://'.length), ...halfOpen, ...secure })
+        : connect({ path: addr.slice('unix://'.length), allowHalfOpen: true })
+      : secure
+        ? tlsConnect({ host: addr, port: ep.port, ...halfOpen, ...secure })
+        : connect({ host: addr, port: ep.port, allowHalfOpen: true, noDelay: true });
     this.up = up;
     this.upClosed = false;
     up.on('error', (err: Error & { code?: string }) => {
-      if (!this.s.opened) this.connectFailed(err.code);
+      if (!this.s.opened) this.connectFailed(err);
     });
     up.once('close', () => {
       this.upClosed = true;
@@ -257,19 +271,19 @@ class Relay {
     if (connectMs > 0 && connectMs <= MAX_TIMER_MS)
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        this.connectFailed('ETIMEDOUT');
+        this.connectFailed({ name: 'Error', message: 'connect timeout', code: 'ETIMEDOUT' });
         up.destroy();
       }, connectMs);
-    up.once('connect', () => this.connected(c, up, idleMs));
+    up.once(secure ? 'secureConnect' : 'connect', () => this.connected(c, up, idleMs));
   }
 
-  private connectFailed(code: string | undefined): void {
+  private connectFailed(err: Error & { code?: string }): void {
     if (this.s.flags.includes('UF')) return;
     this.clearTimer();
     const s = this.s;
     s.flag('UF');
     s.flag('URX'); // max_connect_attempts is 1: the only attempt failed
-    s.transportFailure = connectFailure(code).transport;
+    s.transportFailure = connectFailure(err).transport;
     const held = this.held;
     const od = held?.c.config.outlierDetection;
     if (held && od) this.proxy.opts.deps.manager.outlier.record(od, held.c.endpoints, held.ep, 'local');
@@ -353,3 +367,6 @@ class Relay {
 }
 
 function noop(): void {}
+
+/** tls.connect passes these to its socket; @types/node does not list them. */
+const halfOpen = { allowHalfOpen: true, noDelay: true } as ConnectionOptions;

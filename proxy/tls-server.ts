@@ -35,14 +35,16 @@ export interface TerminatedFacts extends TlsFacts {
   readonly cipher?: string | undefined;
 }
 
+export type RefusalKind = 'handshake' | 'client_certificate' | 'credential';
+
 export interface ChainTlsOptions {
   readonly tls: ServerTls;
   /** ALPN protocols offered, in preference order (http/1.1 only until h2 is served). */
   readonly alpn: readonly string[];
   /** A connection completed its handshake and passed every check. */
   onSecure(sock: TLSSocket, facts: TerminatedFacts): void;
-  /** A connection was refused (handshake error, verification, material not usable). */
-  onRefused(reason: string): void;
+  /** A connection was refused: its handshake failed, its client certificate, or no usable material. */
+  onRefused(kind: RefusalKind, reason: string): void;
 }
 
 export class ChainTls {
@@ -100,7 +102,7 @@ export class ChainTls {
       try {
         this.server.setSecureContext(ctx);
       } catch (e) {
-        this.opts.onRefused(`context: ${(e as Error).message}`);
+        this.opts.onRefused('credential', `context: ${(e as Error).message}`);
       }
       return;
     }
@@ -115,11 +117,17 @@ export class ChainTls {
     try {
       server = createServer(options);
     } catch (e) {
-      this.opts.onRefused(`context: ${(e as Error).message}`);
+      this.opts.onRefused('credential', `context: ${(e as Error).message}`);
       return;
     }
     server.on('secureConnection', (sock: TLSSocket) => this.secure(sock));
-    server.on('tlsClientError', (err: Error) => this.opts.onRefused(err.message));
+    server.on('tlsClientError', (err: Error & { code?: string }, sock: TLSSocket) => {
+      // A MUTUAL certificate that does not verify: Node destroys the socket after the handshake
+      // (no alert), which surfaces here as a hang-up with the verification error kept on it.
+      const verify = sock.authorizationError;
+      if (verify) this.opts.onRefused('client_certificate', `client certificate: ${String(verify)}`);
+      else this.opts.onRefused(isClientCertError(err.code) ? 'client_certificate' : 'handshake', err.message);
+    });
     this.server = server;
     this.serverMode = tls.mode;
   }
@@ -129,7 +137,7 @@ export class ChainTls {
     const server = this.server;
     if (!server) {
       sock.destroy();
-      this.opts.onRefused(this.tls.material?.error ?? 'no usable certificate');
+      this.opts.onRefused('credential', this.tls.material?.error ?? 'no usable certificate');
       return;
     }
     sock.pause();
@@ -145,12 +153,12 @@ export class ChainTls {
       const why = !sock.authorized ? String(sock.authorizationError) : mismatch(tls, peer);
       if (why !== undefined) {
         sock.destroy();
-        this.opts.onRefused(`client certificate: ${why}`);
+        this.opts.onRefused('client_certificate', `client certificate: ${why}`);
         return;
       }
     } else if (tls.mode === 'MUTUAL') {
       sock.destroy();
-      this.opts.onRefused('client certificate required');
+      this.opts.onRefused('client_certificate', 'client certificate required');
       return;
     }
     const alpn = sock.alpnProtocol;
@@ -169,6 +177,16 @@ export class ChainTls {
     this.server?.close();
     this.server = undefined;
   }
+}
+
+/**
+ * A handshake that failed on the client certificate: none sent under MUTUAL, or an X.509
+ * verification error (OpenSSL's names: UNABLE_TO_VERIFY_LEAF_SIGNATURE, CERT_REVOKED, ...).
+ */
+function isClientCertError(code: string | undefined): boolean {
+  if (code === undefined) return false;
+  if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return true;
+  return /^[A-Z0-9_]+$/.test(code) && !code.startsWith('ERR_') && !/^E[A-Z]+$/.test(code);
 }
 
 /** Why a verified client certificate is still refused by the server's SAN/hash/SPKI lists. */

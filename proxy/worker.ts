@@ -21,7 +21,7 @@ import type { DownstreamRequest, DownstreamResponse, Exchange } from './exchange
 import { ConnectionDispatcher, type FirstBytes, SERVED } from './listener-dispatch.js';
 import { handleRequest, type ProxyDeps, type RequestObserver, type Runtime } from './request-path.js';
 import { TcpProxy } from './tcp-proxy.js';
-import { ChainTls, HANDSHAKE_TIMEOUT_MS, type TerminatedFacts } from './tls-server.js';
+import { ChainTls, HANDSHAKE_TIMEOUT_MS, type RefusalKind, type TerminatedFacts } from './tls-server.js';
 import { handleUpgrade } from './upgrade.js';
 
 export interface WorkerOptions {
@@ -97,8 +97,8 @@ export class ProxyWorker {
     fastRequests: 0,
     handoffs: 0,
     noFilterChain: { tls: 0, h2c: 0, http1: 0, tcp: 0 } satisfies Record<Exclude<FirstBytes, 'more'>, number>,
-    /** TLS connections refused by a terminating chain (handshake, verification, no usable material). */
-    tlsRefused: 0,
+    /** TLS connections refused by a terminating chain, by why; handshakes completed. */
+    tlsRefused: { handshake: 0, client_certificate: 0, credential: 0 } satisfies Record<RefusalKind, number>,
     tlsHandshakes: 0,
   };
   readonly tcp: TcpProxy;
@@ -329,8 +329,8 @@ export class ProxyWorker {
             if (!now || !isTerminating(now)) return void sock.destroy(); // the chain went away
             this.serveTerminated(s.key, now, sock);
           },
-          onRefused: (reason) => {
-            this.counters.tlsRefused++;
+          onRefused: (kind, reason) => {
+            this.counters.tlsRefused[kind]++;
             this.onTlsRefused?.(this.listenersByKey.get(s.key) ?? l, name, reason);
           },
         }),

@@ -192,6 +192,7 @@ export function connectionPool(cp: ConnectionPoolSettings | undefined): Connecti
     idleTimeoutMs: ms(cp?.http?.idleTimeout ?? cp?.tcp?.idleTimeout, 3_600_000),
     maxConnectionDurationMs: ms(cp?.tcp?.maxConnectionDuration, 0),
     tcpKeepaliveMs: cp?.tcp?.tcpKeepalive ? ms(cp.tcp.tcpKeepalive.time, 7_200_000) : 0,
+    tcpIdleTimeoutMs: ms(cp?.tcp?.idleTimeout, 3_600_000),
   };
 }
 

@@ -357,6 +357,7 @@ spec:
     idleTimeoutMs: 3_600_000,
     maxConnectionDurationMs: 0,
     tcpKeepaliveMs: 0,
+    tcpIdleTimeoutMs: 3_600_000,
   });
   t.match(c?.outlierDetection, {
     consecutive5xxErrors: 5,

@@ -410,6 +410,23 @@ t.test('broken material fails only its own server', async (t) => {
   t.match(agent.logs(), /TLS credential kubernetes:\/\/default\/empty-key: private key is missing or empty/);
 });
 
+t.test('handshakes and refusals are counted by why', async (t) => {
+  const text = await (await fetch(`http://127.0.0.1:${agent.status}/stats/prometheus`)).text();
+  const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? Number.NaN);
+  t.ok(value(/courier_downstream_tls_handshakes_total (\d+)/) >= 20, 'handshakes completed');
+  t.ok(
+    value(/courier_downstream_tls_refused_total\{reason="client_certificate"\} (\d+)/) >= 8,
+    'none, CA-B, SAN, hash, CRL',
+  );
+  const handshake = value(/courier_downstream_tls_refused_total\{reason="handshake"\} (\d+)/);
+  t.equal(handshake, 2, 'no common version, no common cipher (a cut hello never reaches TLS)');
+  t.ok(value(/courier_downstream_tls_refused_total\{reason="credential"\} (\d+)/) >= 1, 'the broken Secret');
+  t.ok(
+    value(/courier_downstream_cx_no_filter_chain_total\{first_bytes="tls"\} (\d+)/) >= 3,
+    'SNI no server names',
+  );
+});
+
 t.test('a connection that sends nothing to a TLS port is closed after about 15 s', async (t) => {
   const { ms, got } = await silentClosed;
   t.equal(got, 0, 'no bytes answered');

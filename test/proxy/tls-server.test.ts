@@ -46,7 +46,9 @@ const chain = new ChainTls({
     facts.push(f);
     sock.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok');
   },
-  onRefused: (r) => refused.push(r),
+  onRefused: (_kind, r) => {
+    refused.push(r);
+  },
 });
 const server: Server = createServer((sock: Socket) => {
   sock.once('data', (head: Buffer) => chain.accept(sock, head));
