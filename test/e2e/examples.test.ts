@@ -173,3 +173,37 @@ t.test("tcp-echo: all to v1, then Istio's 80/20 VirtualService applied, the spli
   t.match(answer, /^(one|two) hello\n$/);
   t.equal(await stop(), 0);
 });
+
+t.test(
+  'secure ingress: HTTPS terminated with the Secret, its certificate verified; HTTP redirected',
+  async (t) => {
+    const { tlsRequest } = await import('../helpers/tls-client.js');
+    const { readFileSync } = await import('node:fs');
+    const proc = spawn(process.execPath, [join(ROOT, 'examples', 'secure-ingress', 'run.mjs')], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let out = '';
+    proc.stdout?.on('data', (d) => {
+      out += d;
+    });
+    const stop = () =>
+      new Promise<number | null>((r) => {
+        if (proc.exitCode !== null) return r(proc.exitCode);
+        proc.once('exit', (c) => r(c));
+        proc.kill('SIGTERM');
+      });
+    t.teardown(stop);
+    t.ok(await ready([19812]), 'gateway ready');
+    const caFile = /--cacert (\S+)/.exec(out)?.[1] ?? '';
+    const ca = readFileSync(caFile, 'utf8');
+    const r = await tlsRequest({ port: 8443, servername: 'httpbin.example.com', ca, path: '/status/418' });
+    t.equal(r.status, 418, 'verified against the example CA, served by httpbin');
+    t.equal(r.peerCN, 'httpbin.example.com');
+    const headers = await tlsRequest({ port: 8443, servername: 'httpbin.example.com', ca, path: '/headers' });
+    t.equal(JSON.parse(headers.body).headers['x-forwarded-proto'], 'https');
+    const redirect = await request(8080, '/headers', { host: 'httpbin.example.com' });
+    t.equal(redirect.status, 301);
+    t.equal(redirect.headers.location, 'https://httpbin.example.com/headers');
+    t.equal(await stop(), 0);
+  },
+);
