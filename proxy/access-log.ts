@@ -26,6 +26,8 @@ export interface LoggedRequest {
       readonly localPort?: number | undefined;
       readonly remoteAddress?: string | undefined;
       readonly remotePort?: number | undefined;
+      /** Set on a TLS connection terminated here: its SNI is %REQUESTED_SERVER_NAME%. */
+      readonly tls?: { readonly sni?: string | undefined } | undefined;
     };
   };
   readonly responseCode: number;
@@ -90,7 +92,7 @@ function fields(x: LoggedRequest, durationMs: number) {
  * "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW%
  * %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS%
  * %REQUESTED_SERVER_NAME% %ROUTE_NAME%\n`. Values courier does not have yet (connection
- * termination details, upstream local address, SNI) print `-`.
+ * termination details, upstream local address) print `-`; the SNI is there on TLS connections.
  */
 export function formatText(x: LoggedRequest, durationMs: number): string {
   const f = fields(x, durationMs);
@@ -100,7 +102,7 @@ export function formatText(x: LoggedRequest, durationMs: number): string {
     `${x.bytesReceived} ${x.bytesSent} ${f.duration} ${dash(f.upstreamServiceTime)} ` +
     `"${dash(header(x, 'x-forwarded-for'))}" "${dash(header(x, 'user-agent'))}" ` +
     `"${dash(header(x, 'x-request-id'))}" "${dash(x.authority)}" "${dash(x.upstreamHost)}" ` +
-    `${dash(x.clusterName)} - ${dash(f.local)} ${dash(f.remote)} - ${dash(x.routeName)}\n`
+    `${dash(x.clusterName)} - ${dash(f.local)} ${dash(f.remote)} ${dash(x.req.socket.tls?.sni)} ${dash(x.routeName)}\n`
   );
 }
 
@@ -124,7 +126,7 @@ export function formatJson(x: LoggedRequest, durationMs: number): string {
     path: n(f.path),
     protocol: f.protocol,
     request_id: n(header(x, 'x-request-id')),
-    requested_server_name: null,
+    requested_server_name: n(x.req.socket.tls?.sni),
     response_code: x.responseCode,
     response_code_details: n(f.unset(x.details)),
     response_flags: dash(x.flagString),

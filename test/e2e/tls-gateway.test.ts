@@ -151,7 +151,7 @@ writeFileSync(join(certs, 'a.key'), certA.key);
 writeFileSync(join(certs, 'ca-a.crt'), caA.cert);
 writeFileSync(join(certs, 'revoked.crl'), revokedCrl);
 
-const agent = await startAgent({ configDir: dir });
+const agent = await startAgent({ configDir: dir, args: ['--access-log', join(dir, 'access.log')] });
 t.teardown(() => agent.stop());
 
 const echoed = (body: string) => JSON.parse(body) as { headers: Record<string, string> };
@@ -408,6 +408,13 @@ t.test('broken material fails only its own server', async (t) => {
   const a = await tlsRequest({ port: P.broken, servername: 'a.example.com', ca: caA.cert });
   t.equal(a.status, 200, 'SNI a on the same port is served');
   t.match(agent.logs(), /TLS credential kubernetes:\/\/default\/empty-key: private key is missing or empty/);
+});
+
+t.test('the access log line of an HTTPS request names the SNI (%REQUESTED_SERVER_NAME%)', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const lines = readFileSync(join(dir, 'access.log'), 'utf8').split('\n');
+  const line = lines.find((l) => l.includes('"GET /status/418 HTTP/1.1" 200'));
+  t.match(line, /outbound\|80\|\|echo\.default\.svc\.cluster\.local - \S+ \S+ a\.example\.com \S+$/);
 });
 
 t.test('handshakes and refusals are counted by why', async (t) => {
