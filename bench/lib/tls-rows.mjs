@@ -168,26 +168,30 @@ function sessionCheck(port, conf) {
   return parseSessionCheck(`${r.stdout}`);
 }
 
-function courierExtra(ports, sinkPort, cert) {
+/**
+ * What courier's bench config gets for one row: an HTTPS server (SIMPLE, credentialName ->
+ * a `kind: Secret` document) when `https` is a port, a TCP server routed to the sink when `tcp` is.
+ */
+function courierExtra({ https, tcp, sinkPort, cert }) {
   const b64 = (s) => Buffer.from(s).toString('base64');
-  const servers = [
-    `  - port: {number: ${ports.https}, name: https, protocol: HTTPS}
+  const servers = [];
+  const files = {};
+  if (https) {
+    servers.push(`  - port: {number: ${https}, name: https, protocol: HTTPS}
     hosts: ["*"]
     tls: {mode: SIMPLE, credentialName: bench-cred}
-`,
-  ];
-  const files = {
-    'secret.yaml': `apiVersion: v1
+`);
+    files['secret.yaml'] = `apiVersion: v1
 kind: Secret
 metadata: {name: bench-cred, namespace: default}
 type: kubernetes.io/tls
 data:
   tls.crt: ${b64(cert.certPem)}
   tls.key: ${b64(cert.keyPem)}
-`,
-  };
-  if (sinkPort) {
-    servers.push(`  - port: {number: ${ports.tcp}, name: tcp, protocol: TCP}
+`;
+  }
+  if (tcp) {
+    servers.push(`  - port: {number: ${tcp}, name: tcp, protocol: TCP}
     hosts: ["*"]
 `);
     files['tcp-sink.yaml'] = `apiVersion: networking.istio.io/v1
@@ -209,7 +213,7 @@ spec:
   hosts: ["*"]
   gateways: [bench-gateway]
   tcp:
-  - match: [{port: ${ports.tcp}}]
+  - match: [{port: ${tcp}}]
     route:
     - destination: {host: sink.default.svc.cluster.local, port: {number: 9000}}
 `;
@@ -217,13 +221,15 @@ spec:
   return { servers: servers.join(''), files };
 }
 
-function nginxExtra(ports, sinkPort, cert, stream) {
+/** The same for nginx: `listen ... ssl` in front of the bench upstream, or a stream proxy. */
+function nginxExtra({ row, https, tcp, sinkPort, cert, stream }) {
   return {
-    dirName: 'nginx-tls',
-    main: sinkPort && stream.load ? `load_module ${stream.load};\n` : '',
+    dirName: `nginx-${row}`,
+    main: tcp && stream.load ? `load_module ${stream.load};\n` : '',
     // nginx 1.22 enables TLS 1.0-1.2 by default; courier (like Envoy at a gateway) 1.2-1.3.
-    http: `  server {
-    listen 127.0.0.1:${ports.https} ssl;
+    http: https
+      ? `  server {
+    listen 127.0.0.1:${https} ssl;
     ssl_certificate ${cert.cert};
     ssl_certificate_key ${cert.key};
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -233,11 +239,12 @@ function nginxExtra(ports, sinkPort, cert, stream) {
       proxy_set_header Connection "";
     }
   }
-`,
-    top: sinkPort
+`
+      : '',
+    top: tcp
       ? `stream {
   server {
-    listen 127.0.0.1:${ports.tcp};
+    listen 127.0.0.1:${tcp};
     proxy_pass 127.0.0.1:${sinkPort};
   }
 }
@@ -316,6 +323,9 @@ async function section(ctx, spec) {
   };
   console.log(`\n${spec.title}: warm-up ${names.join(', ')}`);
   const warmup = {};
+  // A target started for this row alone (direct https) warms its JIT first: its warm-up figure
+  // sizes the quota, and a cold one read at half its later rate.
+  for (const t of targets) if (t.prewarm) await run(ctx, t, drive, warmOpts(t));
   for (const t of targets) warmup[t.name] = await run(ctx, t, drive, warmOpts(t));
   const quota = quotaFrom(warmup);
   if (quota && o.cpuQuota === 'auto') console.log(`auto quota: ${quota} core (${spec.quotaWhy(warmup)})`);
@@ -434,54 +444,77 @@ export async function tlsRows(ctx) {
       if (!stream.ok) out.notes.push(`nginx tcp row skipped: ${stream.why}`);
     }
 
-    const group = (name) => {
-      const g = cg.ok ? cpuGroup(cg, name) : undefined;
-      if (g) ctx.addGroup(g);
-      return g;
-    };
-    const cPorts = { https: await freePort(), tcp: await freePort() };
-    const cGroup = group('courier-tls');
-    const courier = await startCourier(tmp, upstream, {
-      concurrency: 1,
-      prefix: [...(cGroup?.prefix ?? []), ...ctx.proxyPrefix],
-      label: 'tls',
-      profile: o.profile,
-      extra: courierExtra(cPorts, sinkPort, cert),
-    });
-    handles.push(courier.h);
-    const nPorts = { https: await freePort(), tcp: await freePort() };
-    const nGroup = nginx ? group('nginx-tls') : undefined;
-    const ng = nginx
-      ? await startNginx(
-          nginx.bin,
-          tmp,
-          upstream,
-          [...(nGroup?.prefix ?? []), ...ctx.proxyPrefix],
-          nginxExtra(nPorts, stream.ok ? sinkPort : undefined, cert, stream),
-        )
-      : undefined;
-    if (ng) handles.push(ng.h);
-
+    // Fresh courier and nginx processes for each row, so that a row does not measure what the
+    // previous one left behind: courier's TCP proxy moved from ~1,100 to ~4,000 CPU µs/MiB (20×
+    // the page faults) when it ran in a process that had just served the HTTPS rows.
     const url = (port) => `https://127.0.0.1:${port}${PATH}`;
-    const C = { h: courier.h, group: cGroup, kind: 'courier-tls' };
-    const N = ng ? { h: ng.h, group: nGroup, kind: 'nginx-tls' } : undefined;
-    for (const [name, u] of [
-      ['courier https', url(cPorts.https)],
-      ...(ng ? [['nginx https', url(nPorts.https)]] : []),
-      ...(tlsUpPort ? [['direct https', url(tlsUpPort)]] : []),
-    ])
-      await httpsPreflight(name, u);
+    const startProxies = async (row) => {
+      const group = (name) => {
+        const g = cg.ok ? cpuGroup(cg, name) : undefined;
+        if (g) ctx.addGroup(g);
+        return g;
+      };
+      const isTcp = row === 'tcp';
+      const cPorts = {
+        https: isTcp ? undefined : await freePort(),
+        tcp: isTcp ? await freePort() : undefined,
+      };
+      const cGroup = group(`courier-${row}`);
+      const courier = await startCourier(tmp, upstream, {
+        concurrency: 1,
+        prefix: [...(cGroup?.prefix ?? []), ...ctx.proxyPrefix],
+        label: row,
+        profile: o.profile,
+        extra: courierExtra({ ...cPorts, sinkPort, cert }),
+      });
+      handles.push(courier.h);
+      const withNginx = nginx && (!isTcp || stream.ok);
+      const nPorts = {
+        https: isTcp ? undefined : await freePort(),
+        tcp: isTcp ? await freePort() : undefined,
+      };
+      const nGroup = withNginx ? group(`nginx-${row}`) : undefined;
+      const ng = withNginx
+        ? await startNginx(
+            nginx.bin,
+            tmp,
+            upstream,
+            [...(nGroup?.prefix ?? []), ...ctx.proxyPrefix],
+            nginxExtra({ row, ...nPorts, sinkPort, cert, stream }),
+          )
+        : undefined;
+      if (ng) handles.push(ng.h);
+      if (!isTcp) {
+        await httpsPreflight('courier https', url(cPorts.https));
+        if (ng) await httpsPreflight('nginx https', url(nPorts.https));
+      }
+      return {
+        courier,
+        cPorts,
+        nPorts,
+        C: { h: courier.h, group: cGroup, kind: 'courier-tls' },
+        N: ng ? { h: ng.h, group: nGroup, kind: 'nginx-tls' } : undefined,
+        stop: async () => {
+          for (const h of [courier.h, ng?.h].filter(Boolean)) {
+            await stop(h);
+            handles.splice(handles.indexOf(h), 1);
+          }
+        },
+      };
+    };
+    if (tlsUpPort) await httpsPreflight('direct https', url(tlsUpPort));
 
     if (rows.includes('https')) {
+      const { courier, cPorts, nPorts, C, N, stop: stopRow } = await startProxies('https');
       const targets = [
         { ...C, name: 'courier https', url: url(cPorts.https) },
         ...(N ? [{ ...N, name: 'nginx https', url: url(nPorts.https) }] : []),
         { ...C, name: 'courier plaintext', url: `http://127.0.0.1:${courier.port}${PATH}` },
-        { name: 'direct https', kind: 'direct', url: url(tlsUpPort) },
+        { name: 'direct https', kind: 'direct', url: url(tlsUpPort), prewarm: true },
       ];
       const negotiated = {
         courier: sessionCheck(cPorts.https),
-        nginx: ng ? sessionCheck(nPorts.https) : null,
+        nginx: N ? sessionCheck(nPorts.https) : null,
       };
       const base = { connections: o.connections };
       const proxies = targets.filter((t) => t.name !== 'direct https' && t.name !== 'courier plaintext');
@@ -524,12 +557,14 @@ export async function tlsRows(ctx) {
             : `   per core ÷ the plaintext table's courier ${vsPlainTable.toFixed(2)}×`),
       );
       out.https = { ...res, negotiated, ratios: { vsNginx, vsPlain, vsPlainTable } };
+      await stopRow();
     }
 
     if (rows.includes('handshakes')) {
+      const { cPorts, nPorts, C, N, stop: stopRow } = await startProxies('handshakes');
       const check = {
         courier: sessionCheck(cPorts.https, handshakeConf),
-        nginx: ng ? sessionCheck(nPorts.https, handshakeConf) : null,
+        nginx: N ? sessionCheck(nPorts.https, handshakeConf) : null,
       };
       const checked = Object.entries(check).filter(([, v]) => v);
       const resumed = checked.filter(([, v]) => v.resumed > 0 || v.connections === 0);
@@ -579,12 +614,14 @@ export async function tlsRows(ctx) {
         `\ncourier ÷ nginx, new TLS handshakes/s: ${fmtR(vsNginx, res.notSaturated.includes('nginx') ? '*' : '')} (aim ≥ 0.5)`,
       );
       out.handshakes = { ...res, sessionCheck: check, ratios: { vsNginx } };
+      await stopRow();
     }
 
     if (rows.includes('tcp')) {
+      const { cPorts, nPorts, C, N, stop: stopRow } = await startProxies('tcp');
       const targets = [
         { ...C, name: 'courier tcp', port: cPorts.tcp },
-        ...(N && stream.ok ? [{ ...N, name: 'nginx tcp', port: nPorts.tcp }] : []),
+        ...(N ? [{ ...N, name: 'nginx tcp', port: nPorts.tcp }] : []),
         { name: 'direct tcp', kind: 'direct', port: sinkPort },
       ];
       for (const t of targets) await tcpPreflight(t, loadPrefix);
@@ -631,6 +668,7 @@ export async function tlsRows(ctx) {
         `\ncourier ÷ nginx, TCP proxy MiB/s: ${stream.ok ? fmtR(vsNginx, res.notSaturated.includes('nginx tcp') ? '*' : '') : `- (${stream.why})`}`,
       );
       out.tcp = { ...res, ratios: { vsNginx } };
+      await stopRow();
     }
 
     for (const r of [out.https, out.handshakes, out.tcp].filter(Boolean)) {
