@@ -23,10 +23,18 @@ async function ready(ports: number[], ms = 30_000): Promise<boolean> {
   return Date.now() < deadline;
 }
 
-async function run(script: string): Promise<{ proc: ChildProcess; stop: () => Promise<number | null> }> {
-  const proc = spawn(process.execPath, [join(ROOT, 'examples', script)], { stdio: 'ignore' });
+/** An example script with its stdout kept (its instructions; the agents' access logs). */
+function run(script: string): { proc: ChildProcess; out: () => string; stop: () => Promise<number | null> } {
+  const proc = spawn(process.execPath, [join(ROOT, 'examples', script)], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let out = '';
+  proc.stdout?.on('data', (d) => {
+    out += d;
+  });
   return {
     proc,
+    out: () => out,
     stop: () =>
       new Promise((r) => {
         if (proc.exitCode !== null) return r(proc.exitCode);
@@ -37,7 +45,7 @@ async function run(script: string): Promise<{ proc: ChildProcess; stop: () => Pr
 }
 
 t.test('quick start: 90/10 split, header match, direct response, session affinity', async (t) => {
-  const qs = await run('quickstart/run.mjs');
+  const qs = run('quickstart/run.mjs');
   t.teardown(qs.stop);
   t.ok(await ready([15021]), 'gateway ready');
   const hello = await request(8080, '/hello', { host: 'localhost' });
@@ -58,7 +66,7 @@ t.test('quick start: 90/10 split, header match, direct response, session affinit
 });
 
 t.test('bookinfo: gateway -> productpage -> reviews -> ratings through five sidecars', async (t) => {
-  const b = await run('bookinfo/run.mjs');
+  const b = run('bookinfo/run.mjs');
   t.teardown(b.stop);
   t.ok(await ready([19590, 19581, 19582, 19583, 19584, 19585]), 'gateway and sidecars ready');
   const page = JSON.parse((await request(8080, '/productpage')).body);
@@ -76,7 +84,7 @@ t.test('bookinfo: gateway -> productpage -> reviews -> ratings through five side
 });
 
 t.test('egress: sidecar -> egress gateway -> external', async (t) => {
-  const e = await run('egress/run.mjs');
+  const e = run('egress/run.mjs');
   t.teardown(e.stop);
   t.ok(await ready([19702, 19712]), 'ready');
   const r = await request(19881, '/politics', { host: 'edition.example.com' });
@@ -86,26 +94,8 @@ t.test('egress: sidecar -> egress gateway -> external', async (t) => {
 });
 
 t.test('TLS origination: at a sidecar, and at an egress gateway (Istio egress tasks)', async (t) => {
-  /** A script with its stdout kept (the agents log there: the gateway's access log). */
-  const start = (script: string) => {
-    const proc = spawn(process.execPath, [join(ROOT, 'examples', script)], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    let out = '';
-    proc.stdout?.on('data', (d) => {
-      out += d;
-    });
-    const stop = () =>
-      new Promise<number | null>((r) => {
-        if (proc.exitCode !== null) return r(proc.exitCode);
-        proc.once('exit', (c) => r(c));
-        proc.kill('SIGTERM');
-      });
-    return { out: () => out, stop };
-  };
-
   t.test('sidecar: plain HTTP from the application, TLS to edition.cnn.com', async (t) => {
-    const s = start('egress-tls-origination/run.mjs');
+    const s = run('egress-tls-origination/run.mjs');
     t.teardown(s.stop);
     t.ok(await ready([19722]), 'sidecar ready');
     const r = await request(19891, '/politics', { host: 'edition.cnn.com' });
@@ -117,7 +107,7 @@ t.test('TLS origination: at a sidecar, and at an egress gateway (Istio egress ta
   });
 
   t.test('egress gateway: HTTP to the gateway, TLS from it on port 443', async (t) => {
-    const s = start('egress-gateway-tls-origination/run.mjs');
+    const s = run('egress-gateway-tls-origination/run.mjs');
     t.teardown(s.stop);
     t.ok(await ready([19732, 19742]), 'gateway and sidecar ready');
     const r = await request(19896, '/politics', { host: 'edition.cnn.com' });
@@ -134,21 +124,11 @@ t.test('TLS origination: at a sidecar, and at an egress gateway (Istio egress ta
 });
 
 t.test("tcp-echo: all to v1, then Istio's 80/20 VirtualService applied, the split printed", async (t) => {
-  const proc = spawn(process.execPath, [join(ROOT, 'examples', 'tcp-echo', 'run.mjs')], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let out = '';
-  proc.stdout?.on('data', (d) => {
-    out += d;
-  });
-  const stop = () =>
-    new Promise<number | null>((r) => {
-      if (proc.exitCode !== null) return r(proc.exitCode);
-      proc.once('exit', (c) => r(c));
-      proc.kill('SIGTERM');
-    });
+  const ex = run('tcp-echo/run.mjs');
+  const { stop } = ex;
   t.teardown(stop);
-  for (let i = 0; i < 300 && !out.includes('try: '); i++) await sleep(100);
+  for (let i = 0; i < 300 && !ex.out().includes('try: '); i++) await sleep(100);
+  const out = ex.out();
   t.match(out, /^all-v1: 20 one, 0 two of 20$/m, 'all 20 connections to v1');
   const before = out.slice(0, out.indexOf('all-v1:'));
   t.equal(before.match(/^one /gm)?.length, 20, 'twenty answers printed, each from v1');
@@ -179,22 +159,11 @@ t.test(
   async (t) => {
     const { tlsRequest } = await import('../helpers/tls-client.js');
     const { readFileSync } = await import('node:fs');
-    const proc = spawn(process.execPath, [join(ROOT, 'examples', 'secure-ingress', 'run.mjs')], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    let out = '';
-    proc.stdout?.on('data', (d) => {
-      out += d;
-    });
-    const stop = () =>
-      new Promise<number | null>((r) => {
-        if (proc.exitCode !== null) return r(proc.exitCode);
-        proc.once('exit', (c) => r(c));
-        proc.kill('SIGTERM');
-      });
+    const ex = run('secure-ingress/run.mjs');
+    const { stop } = ex;
     t.teardown(stop);
     t.ok(await ready([19812]), 'gateway ready');
-    const caFile = /--cacert (\S+)/.exec(out)?.[1] ?? '';
+    const caFile = /--cacert (\S+)/.exec(ex.out())?.[1] ?? '';
     const ca = readFileSync(caFile, 'utf8');
     const r = await tlsRequest({ port: 8443, servername: 'httpbin.example.com', ca, path: '/status/418' });
     t.equal(r.status, 418, 'verified against the example CA, served by httpbin');
