@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
+import { type L4Destination, l4VirtualService } from '../helpers/l4-yaml.js';
 import { freePort, sleep, startAgent, writeConfigDir } from '../helpers/procs.js';
 
 interface Echo {
@@ -218,31 +219,16 @@ ${eps}
 `;
 }
 
-function virtualService(
-  name: string,
-  gw: string,
-  port: number,
-  routes: { host: string; subset?: string; weight?: number }[],
-): string {
-  const r = routes
-    .map(
-      (d) =>
-        `    - destination: {host: ${d.host}, port: {number: 9000}${d.subset ? `, subset: ${d.subset}` : ''}}${
-          d.weight !== undefined ? `\n      weight: ${d.weight}` : ''
-        }`,
-    )
-    .join('\n');
-  return `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: ${name}, namespace: default}
-spec:
-  hosts: ["*"]
-  gateways: [${gw}]
-  tcp:
-  - match: [{port: ${port}}]
-    route:
-${r}
-`;
+function virtualService(name: string, gw: string, port: number, routes: L4Destination[]): string {
+  return l4VirtualService({
+    name,
+    gw,
+    kind: 'tcp',
+    hosts: ['*'],
+    match: `{port: ${port}}`,
+    port: 9000,
+    routes,
+  });
 }
 
 function destinationRule(host: string, spec: string): string {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import t from 'tap';
 import { makeCa, tlsSecretYaml } from '../helpers/certs.js';
+import { type L4Destination, l4VirtualService } from '../helpers/l4-yaml.js';
 import { freePort, sleep, startAgent, writeConfigDir } from '../helpers/procs.js';
 
 const ca = await makeCa('example.com');
@@ -115,27 +116,10 @@ function tlsVirtualService(
   gw: string,
   hosts: string[],
   matchPort: number,
-  routes: { host: string; subset?: string; weight?: number }[],
+  routes: L4Destination[],
 ): string {
-  const r = routes
-    .map(
-      (d) =>
-        `    - destination: {host: ${d.host}, port: {number: 443}${d.subset ? `, subset: ${d.subset}` : ''}}${
-          d.weight !== undefined ? `\n      weight: ${d.weight}` : ''
-        }`,
-    )
-    .join('\n');
-  return `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: ${name}, namespace: default}
-spec:
-  hosts: ${JSON.stringify(hosts)}
-  gateways: [${gw}]
-  tls:
-  - match: [{port: ${matchPort}, sniHosts: ${JSON.stringify(hosts)}}]
-    route:
-${r}
-`;
+  const match = `{port: ${matchPort}, sniHosts: ${JSON.stringify(hosts)}}`;
+  return l4VirtualService({ name, gw, kind: 'tls', hosts, match, port: 443, routes });
 }
 
 const files: Record<string, string> = {
