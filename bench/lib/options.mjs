@@ -22,13 +22,14 @@ export const HELP = `usage: npm run bench -- [options]
                         the TLS and TCP rows need wrk, openssl and (for nginx) nginx's stream module
   --no-tls              the plaintext rows only (--rows http)
   --tls-rounds N        interleaved rounds of the https, handshakes and tcp rows (default 3)
-  --tcp-mib N           MiB streamed through each target in the tcp warm-up (default 256); each
-                        round then streams what its target moves in --duration seconds
+  --tcp-mib N           MiB streamed through each target in the first tcp warm-up (default 512);
+                        the second streams what that rate moves in --warmup seconds, each round
+                        what its target moves in --duration seconds under the quota
   --scaling             also run courier --concurrency 1 vs 2
   --calibrate           also run the ~40-line bare forwarder (node:http + undici), a calibration point
   --no-nginx            skip nginx even when installed
   --profile             run courier under node --cpu-prof; profiles land in bench/results/profiles/
-  --quick               1 s warm-up, 1 round of 3 s, 3 s fixed-rate runs, 1 TLS round (about 1.5 minutes)`;
+  --quick               1 s warm-up, 1 round of 3 s, 3 s fixed-rate runs, 1 TLS round (about 2 minutes)`;
 
 export const ALL_TARGETS = ['courier', 'http-proxy', 'http-proxy-3', 'fastify', 'nginx', 'bare'];
 export const ALL_ROWS = ['http', 'https', 'handshakes', 'tcp'];
@@ -53,7 +54,7 @@ export function parseArgs(argv) {
     profile: false,
     rows: [...ALL_ROWS],
     tlsRounds: 3,
-    tcpMib: 256,
+    tcpMib: 512,
   };
   const num = (name, v) => {
     const n = Number(v);

@@ -99,7 +99,7 @@ t.test('options: rows (plaintext and TLS), TLS rounds, tcp warm-up size', async 
   const d = parseArgs([]);
   t.same(d.rows, ['http', 'https', 'handshakes', 'tcp'], 'every row by default');
   t.equal(d.tlsRounds, 3);
-  t.equal(d.tcpMib, 256);
+  t.equal(d.tcpMib, 512);
   t.same(parseArgs(['--rows', 'https,handshakes,tcp']).rows, ['https', 'handshakes', 'tcp'], 'TLS rows only');
   t.same(parseArgs(['--no-tls']).rows, ['http']);
   t.equal(parseArgs(['--tls-rounds=5']).tlsRounds, 5);
